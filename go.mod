@@ -1,0 +1,3 @@
+module github.com/sipha/sipha
+
+go 1.26
