@@ -238,6 +238,9 @@ func (p *peer) dialFailed(err error) {
 	p.t.stats.dialFailures.Add(1)
 	if errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrBadHandshake) || errors.Is(err, ErrVersion) || errors.Is(err, ErrClusterName) {
 		p.t.stats.handshakeFailures.Add(1)
+		if errors.Is(err, ErrAuthFailed) {
+			p.t.stats.authFailures.Add(1)
+		}
 		p.t.log.Warn("cluster: handshake with peer failed", "peer", string(p.id), "err", err)
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
