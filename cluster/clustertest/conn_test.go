@@ -31,13 +31,9 @@ func TestAddrsAndEcho(t *testing.T) {
 		t.Errorf("server addrs %v/%v do not mirror client %v/%v", s.LocalAddr(), s.RemoteAddr(), c.LocalAddr(), c.RemoteAddr())
 	}
 	mustWrite(t, c, "ping")
-	if got := readN(t, s, 4); got != "ping" {
-		t.Fatalf("server read %q", got)
-	}
+	expectRead(t, s, "ping")
 	mustWrite(t, s, "pong")
-	if got := readN(t, c, 4); got != "pong" {
-		t.Fatalf("client read %q", got)
-	}
+	expectRead(t, c, "pong")
 	if got := n.Delivered("a", "b"); got != 4 {
 		t.Errorf("Delivered(a,b) = %d, want 4", got)
 	}
@@ -181,9 +177,7 @@ func TestWriteDeadlineWhenFull(t *testing.T) {
 	readN(t, s, 16)
 	c.SetWriteDeadline(time.Time{})
 	mustWrite(t, c, "more")
-	if got := readN(t, s, 4); got != "more" {
-		t.Fatalf("read %q", got)
-	}
+	expectRead(t, s, "more")
 }
 
 // TestDeadlineChangeWakes moves the deadline of a blocked Read into the past:

@@ -64,6 +64,14 @@ func readN(t testing.TB, c net.Conn, n int) string {
 	return string(b)
 }
 
+// expectRead reads len(want) bytes and checks they are want.
+func expectRead(t testing.TB, c net.Conn, want string) {
+	t.Helper()
+	if got := readN(t, c, len(want)); got != want {
+		t.Fatalf("read %q, want %q", got, want)
+	}
+}
+
 // expectNothing checks that a read within d gets no data but a timeout.
 func expectNothing(t testing.TB, c net.Conn, d time.Duration) {
 	t.Helper()
