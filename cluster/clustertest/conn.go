@@ -25,6 +25,7 @@ type conn struct {
 	rdl     time.Time
 	wdl     time.Time
 	writing bool // a Write is in progress; Writes do not interleave
+	wclosed bool // CloseWrite was called
 	// ownsPort: this end dialed and holds its ephemeral local port.
 	ownsPort bool
 	notify   chan struct{}
@@ -97,6 +98,11 @@ func (c *conn) Read(b []byte) (int, error) {
 		if len(b) == 0 {
 			return 0, nil
 		}
+		// As in package net, a passed deadline fails the call even when
+		// data is waiting.
+		if !c.rdl.IsZero() && !now.Before(c.rdl) {
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		}
 		p := c.in
 		open := n.linkOpen(p.from, p.to)
 		if k := p.readable(now, open); k > 0 {
@@ -107,9 +113,6 @@ func (c *conn) Read(b []byte) (int, error) {
 		}
 		if p.finReadable(now, open) {
 			return 0, io.EOF
-		}
-		if !c.rdl.IsZero() && !now.Before(c.rdl) {
-			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
 		c.waitLocked(earliest(c.rdl, p.next(open), c.rstNext()))
 	}
@@ -138,6 +141,9 @@ func (c *conn) Write(b []byte) (int, error) {
 		now := time.Now()
 		if err := c.errLocked("write", now); err != nil {
 			return written, err
+		}
+		if c.wclosed {
+			return written, c.opError("write", os.NewSyscallError("write", syscall.EPIPE))
 		}
 		if written == len(b) {
 			return written, nil
@@ -179,7 +185,7 @@ func (c *conn) Close() error {
 	c.closed = true
 	peer := c.peer
 	out := peer.in
-	if !out.gone {
+	if !out.gone && !c.wclosed {
 		d := n.delayOf(c.host.name, peer.host.name)
 		if !n.linkOpen(c.host.name, peer.host.name) && out.dropUnsettled() {
 			peer.sendResetLocked(c.host.name, now.Add(d))
@@ -189,6 +195,28 @@ func (c *conn) Close() error {
 	}
 	c.dropLocked(now)
 	peer.wake()
+	return nil
+}
+
+// CloseWrite shuts down the sending side, like (*net.TCPConn).CloseWrite:
+// the peer reads the data, then io.EOF; this end can still read, and its
+// writes fail with EPIPE.
+func (c *conn) CloseWrite() error {
+	n := c.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c.closed || c.killed || n.closed {
+		return c.opError("close", net.ErrClosed)
+	}
+	if c.wclosed {
+		return nil
+	}
+	c.wclosed = true
+	if out := c.peer.in; !out.gone {
+		out.closeWrite(time.Now(), n.delayOf(c.host.name, c.peer.host.name))
+	}
+	c.peer.wake()
+	c.wake()
 	return nil
 }
 
@@ -204,6 +232,7 @@ func (c *conn) abortLocked(now time.Time) {
 		peer.sendResetLocked(c.host.name, now.Add(c.n.delayOf(c.host.name, peer.host.name)))
 	}
 	c.dropLocked(now)
+	peer.wake()
 }
 
 // dropLocked releases a conn that was closed or killed.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -254,4 +255,44 @@ func TestCloseUnblocksReadAndWrite(t *testing.T) {
 			t.Fatalf("blocked call after Close: %v, want net.ErrClosed", err)
 		}
 	}
+}
+
+func TestCloseWriteHalfClose(t *testing.T) {
+	CheckLeaks(t)
+	n := newNet(t, Config{Seed: 31})
+	c, s := connect(t, n, "a", "b", 1)
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("conn has no CloseWrite")
+	}
+	mustWrite(t, c, "request")
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("write after CloseWrite: %v, want EPIPE", err)
+	}
+	if got, err := io.ReadAll(s); string(got) != "request" || err != nil {
+		t.Fatalf("peer read %q, %v; want the request then EOF", got, err)
+	}
+	// The other direction still works.
+	mustWrite(t, s, "response")
+	s.Close()
+	if got, err := io.ReadAll(c); string(got) != "response" || err != nil {
+		t.Fatalf("read %q, %v; want the response then EOF", got, err)
+	}
+}
+
+// TestPastDeadlineWithDataWaiting: like package net, a passed read deadline
+// fails the Read even when bytes are waiting, and they stay readable.
+func TestPastDeadlineWithDataWaiting(t *testing.T) {
+	CheckLeaks(t)
+	n := newNet(t, Config{Seed: 32})
+	c, s := connect(t, n, "a", "b", 1)
+	mustWrite(t, c, "waiting")
+	s.SetReadDeadline(time.Now().Add(-time.Second))
+	if m, err := s.Read(make([]byte, 16)); m != 0 || !isTimeout(err) {
+		t.Fatalf("read past deadline: n=%d err=%v; want a timeout", m, err)
+	}
+	expectRead(t, s, "waiting")
 }

@@ -146,15 +146,14 @@ func (n *Network) Close() error {
 		return nil
 	}
 	n.closed = true
+	now := time.Now()
 	for c := range n.conns {
 		c.closed = true
-		c.in.discard()
-		c.wake()
+		c.dropLocked(now)
 	}
-	clear(n.conns)
 	for _, h := range n.hosts {
 		for _, l := range h.listeners {
-			l.closeLocked(time.Now())
+			l.closeLocked(now)
 		}
 	}
 	close(n.changed)
