@@ -148,3 +148,43 @@ func TestSynctestDialTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestSynctestInFlightBytesHeld: bytes still within their link delay when a
+// partition starts are held with the rest, and arrive at Heal, not at their
+// original delivery time.
+func TestSynctestInFlightBytesHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNet(t, Config{Seed: 24})
+		c, s := connect(t, n, "a", "b", 1)
+		n.SetDelay(time.Second)
+		start := time.Now()
+		mustWrite(t, c, "in flight")
+		time.Sleep(500 * time.Millisecond)
+		n.Partition([]string{"a"}, []string{"b"})
+		expectNothing(t, s, 2*time.Second)
+		time.Sleep(500 * time.Millisecond)
+		n.Heal() // at 3 s
+		expectRead(t, s, "in flight")
+		if el := time.Since(start); el != 3*time.Second {
+			t.Fatalf("held bytes arrived at %v, want at the heal (3s)", el)
+		}
+	})
+}
+
+// TestSynctestKillResetAfterDelay: a blocked Read on the peer of a killed
+// host fails with a reset exactly one link delay after the kill.
+func TestSynctestKillResetAfterDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNet(t, Config{Seed: 25})
+		c, _ := connect(t, n, "a", "b", 1)
+		n.SetLinkDelay("b", "a", 700*time.Millisecond)
+		start := time.Now()
+		errc := make(chan error, 1)
+		go func() { _, err := c.Read(make([]byte, 1)); errc <- err }()
+		synctest.Wait() // the Read is blocked
+		n.Kill("b")
+		if err := <-errc; !isReset(err) || time.Since(start) != 700*time.Millisecond {
+			t.Fatalf("read = %v after %v; want ECONNRESET after 700ms", err, time.Since(start))
+		}
+	})
+}
