@@ -103,7 +103,8 @@ func ignoredGoroutine(stack string) bool {
 		"testing.runTests",       // the test main
 		"testing.(*M).",          // the test main
 		"testing.runFuzzing(",    // fuzzing workers
-		"runtime.goexit0",        // exiting
+		"runtime.runFinalizers(", // finalizers, while running one
+		"runtime.runCleanups(",   // runtime.AddCleanup, while running one
 		"os/signal.signal_recv(", // signal.Notify's loop
 		"runtime.ensureSigM(",    // signal masks
 	} {
