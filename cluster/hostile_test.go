@@ -18,6 +18,7 @@ import (
 // nothing about; evil's raw connections to a look like any peer's.
 func victim(t *testing.T) (a, evil *cluster.TCP, got *recorder) {
 	t.Helper()
+	clustertest.CheckLeaks(t)
 	addrs := freeLoopbackAddrs(t, 2)
 	a = startTCP(t, []cluster.NodeID{"a"}, nil, func(int) string { return addrs[0] }, nil)[0]
 	evil = startTCP(t, []cluster.NodeID{"evil"}, nil, func(int) string { return addrs[1] }, nil)[0]
@@ -186,6 +187,7 @@ func TestStreamMultiplexer(t *testing.T) {
 }
 
 func TestRestartedPeerIsFlagged(t *testing.T) {
+	clustertest.CheckLeaks(t)
 	addrs := freeLoopbackAddrs(t, 2)
 	addr := func(i int) string { return addrs[i] }
 	ids := []cluster.NodeID{"a", "b"}
@@ -214,6 +216,7 @@ func TestRestartedPeerIsFlagged(t *testing.T) {
 }
 
 func TestJoinAtRunTime(t *testing.T) {
+	clustertest.CheckLeaks(t)
 	addrs := freeLoopbackAddrs(t, 2)
 	a := startTCP(t, []cluster.NodeID{"a"}, nil, func(int) string { return addrs[0] }, nil)[0]
 	b := startTCP(t, []cluster.NodeID{"b"}, nil, func(int) string { return addrs[1] }, func(c *cluster.Config) {

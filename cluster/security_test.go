@@ -14,6 +14,7 @@ import (
 // pair starts nodes a and b (b lists a as its peer) with per-node tweaks.
 func pair(t *testing.T, ta, tb func(*cluster.Config)) (a, b *cluster.TCP) {
 	t.Helper()
+	clustertest.CheckLeaks(t)
 	addrs := freeLoopbackAddrs(t, 2)
 	trs := startTCP(t, []cluster.NodeID{"a", "b"}, nil, func(i int) string { return addrs[i] }, func(c *cluster.Config) {
 		if c.ID == "a" && ta != nil {

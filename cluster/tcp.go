@@ -214,7 +214,7 @@ func (t *TCP) RemovePeer(id NodeID) error {
 func (t *TCP) addPeerLocked(id NodeID, addr string) *peer {
 	p := newPeer(t, id, addr)
 	t.peers[id] = p
-	t.goFunc(p.run)
+	p.start()
 	return p
 }
 
@@ -323,7 +323,7 @@ func (t *TCP) serveConn(raw net.Conn) {
 	}
 	kind := StreamKind(kb)
 	var sl *streamListener
-	if kind != StreamCluster {
+	if kind != StreamCluster && kind != streamHeartbeat {
 		t.mu.RLock()
 		sl = t.streams[kind]
 		t.mu.RUnlock()
@@ -345,7 +345,7 @@ func (t *TCP) serveConn(raw net.Conn) {
 		sl.deliver(&bufConn{Conn: conn, r: br})
 		return
 	}
-	t.serveInbound(conn, raw, br, res)
+	t.serveInbound(conn, raw, br, res, kind)
 }
 
 func (t *TCP) handshakeFailed(remote string, err error) {
@@ -356,8 +356,9 @@ func (t *TCP) handshakeFailed(remote string, err error) {
 	t.log.Warn("cluster: handshake refused", "remote", remote, "err", err)
 }
 
-// serveInbound reads a peer's frames from the connection it dialed to us.
-func (t *TCP) serveInbound(conn, raw net.Conn, br *bufio.Reader, res handshakeResult) {
+// serveInbound serves a connection a peer dialed to us: its data, or its
+// heartbeats.
+func (t *TCP) serveInbound(conn, raw net.Conn, br *bufio.Reader, res handshakeResult, kind StreamKind) {
 	t.mu.Lock()
 	p, ok := t.peers[res.id]
 	if !ok && !t.closed {
@@ -376,6 +377,14 @@ func (t *TCP) serveInbound(conn, raw net.Conn, br *bufio.Reader, res handshakeRe
 	if res.addr != "" {
 		p.setAddr(res.addr)
 	}
+	if kind == streamHeartbeat {
+		if old := p.inHB.Swap(&raw); old != nil {
+			(*old).Close()
+		}
+		t.answerPings(conn, br)
+		p.inHB.CompareAndSwap(&raw, nil)
+		return
+	}
 	gen := p.attachInbound(raw, res.incarnation)
 	err := t.readInbound(p, conn, br, gen)
 	p.detachInbound(gen)
@@ -390,16 +399,14 @@ var errSuperseded = errors.New("cluster: connection superseded")
 const readBufSize = 64 << 10
 
 // readFrames reads length-prefixed frames from br and calls fn with each
-// body. A frame over the cap closes the connection; fn's error ends the loop.
-func (t *TCP) readFrames(conn net.Conn, br *bufio.Reader, fn func(body []byte) error) error {
+// body. A frame over the cap closes the connection; fn's error ends the
+// loop; so does silence longer than idle, unless idle is 0.
+func (t *TCP) readFrames(conn net.Conn, br *bufio.Reader, idle time.Duration, fn func(body []byte) error) error {
 	maxLen := t.cfg.MaxMessageSize + frameOverhead
 	var big []byte
-	idle := 4 * t.cfg.Profile.DeadTimeout
 	var lastDeadline time.Time
 	for {
-		// Pings arrive every HeartbeatInterval; a connection silent for
-		// several dead timeouts is stalled or gone.
-		if now := time.Now(); now.Sub(lastDeadline) > idle/4 {
+		if now := time.Now(); idle > 0 && now.Sub(lastDeadline) > idle/4 {
 			conn.SetReadDeadline(now.Add(idle))
 			lastDeadline = now
 		}
@@ -439,10 +446,29 @@ func (t *TCP) readFrames(conn net.Conn, br *bufio.Reader, fn func(body []byte) e
 	}
 }
 
-// readInbound delivers a peer's data frames and answers its pings.
-func (t *TCP) readInbound(p *peer, conn net.Conn, br *bufio.Reader, gen uint64) error {
+// heartbeatIdle is how long a heartbeat connection may stay silent: pings
+// come every HeartbeatInterval, so this much silence means it is stalled.
+func (t *TCP) heartbeatIdle() time.Duration { return 4 * t.cfg.Profile.DeadTimeout }
+
+// answerPings echoes every ping on a peer's heartbeat connection.
+func (t *TCP) answerPings(conn net.Conn, br *bufio.Reader) error {
 	var pong [lenPrefix + pingBodyLen]byte
-	return t.readFrames(conn, br, func(body []byte) error {
+	return t.readFrames(conn, br, t.heartbeatIdle(), func(body []byte) error {
+		f, err := decodeBody(body)
+		if err != nil || f.typ != framePing {
+			t.stats.malformed.Add(1)
+			return nil
+		}
+		conn.SetWriteDeadline(time.Now().Add(t.cfg.Profile.WriteTimeout))
+		_, err = conn.Write(appendStamp(pong[:0], framePong, f.stamp))
+		return err
+	})
+}
+
+// readInbound delivers a peer's data frames. The data connection carries no
+// heartbeats, so it has no idle limit: liveness closes it when the peer dies.
+func (t *TCP) readInbound(p *peer, conn net.Conn, br *bufio.Reader, gen uint64) error {
+	return t.readFrames(conn, br, 0, func(body []byte) error {
 		f, err := decodeBody(body)
 		if err != nil {
 			t.stats.malformed.Add(1)
@@ -451,10 +477,6 @@ func (t *TCP) readInbound(p *peer, conn net.Conn, br *bufio.Reader, gen uint64) 
 		switch f.typ {
 		case frameData:
 			return p.deliver(gen, f)
-		case framePing:
-			conn.SetWriteDeadline(time.Now().Add(t.cfg.Profile.WriteTimeout))
-			_, err := conn.Write(appendStamp(pong[:0], framePong, f.stamp))
-			return err
 		case frameGoodbye:
 			p.goodbye()
 		default:
