@@ -378,11 +378,13 @@ func TestOneLateHeartbeatIsNotDeath(t *testing.T) {
 		trs := memCluster(t, nw, "n1", "n2")
 		clustertest.WaitUp(t, asTransports(trs))
 		ev := watchAll(trs)
-		time.Sleep(1050 * time.Millisecond)
-		// For one heartbeat interval, n1's bytes to n2 take 250 ms longer:
-		// exactly one ping is late.
-		nw.SetLinkDelay("n1", "n2", 250*time.Millisecond)
-		time.Sleep(cluster.LAN().HeartbeatInterval)
+		time.Sleep(1025 * time.Millisecond) // off the 50 ms tick grid
+		// For 150 ms, n1's bytes to n2 take 270 ms longer: one or two pings
+		// are late, and the longest silence between pongs is 370 ms, past
+		// SuspectTimeout (300 ms) but short of DeadTimeout (400 ms). (270,
+		// not 250: a pong due exactly on a 50 ms check would race it.)
+		nw.SetLinkDelay("n1", "n2", 270*time.Millisecond)
+		time.Sleep(150 * time.Millisecond)
 		nw.SetLinkDelay("n1", "n2", 0)
 		time.Sleep(2 * time.Second)
 		if n := ev.count(cluster.StateDown); n != 0 {

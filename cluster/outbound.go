@@ -72,15 +72,26 @@ func (p *peer) serveData(conn net.Conn, br *bufio.Reader) {
 	}()
 	for {
 		quitting := false
+		p.mu.Lock()
+		if len(p.pending) == 0 {
+			p.waiting = true
+			p.mu.Unlock()
+			select {
+			case <-p.kick:
+			case err := <-readErr:
+				readErr <- err // for the deferred wait
+				return
+			case <-p.quit:
+				quitting = true
+			}
+			p.mu.Lock()
+		}
 		select {
-		case <-p.kick:
-		case err := <-readErr:
-			readErr <- err // for the deferred wait
-			return
 		case <-p.quit:
 			quitting = true
+		default:
 		}
-		p.mu.Lock()
+		p.waiting = false
 		batch := p.pending
 		p.pending, p.spare = p.spare[:0], nil
 		p.mu.Unlock()

@@ -29,6 +29,8 @@ type peer struct {
 	pending  []byte // encoded frames waiting for the writer
 	spare    []byte // the writer's buffer between batches
 	seq      [256]uint64
+	sent     uint64 // messages queued
+	waiting  bool   // the data writer sleeps until kicked
 	stopping bool
 	dataRaw  net.Conn // current outbound connections below TLS, nil when none
 	hbRaw    net.Conn
@@ -57,8 +59,9 @@ type peer struct {
 	inc       uint64
 	lastSeq   [256]uint64
 	restarted [256]bool
+	received  uint64 // messages handed to a handler, under rmu
 
-	sent, dropped, received, missed atomic.Uint64
+	dropped, missed atomic.Uint64
 }
 
 func newPeer(t *TCP, id NodeID, addr string) *peer {
@@ -103,9 +106,15 @@ func (p *peer) enqueue(ch Channel, payload []byte) error {
 		return ErrQueueFull
 	}
 	p.pending = appendData(p.pending, ch, p.seq[ch], payload)
+	p.sent++
+	// Wake the writer only when it sleeps: while it writes, frames queued
+	// meanwhile go out in its next batch without a channel operation.
+	w := p.waiting
+	p.waiting = false
 	p.mu.Unlock()
-	p.sent.Add(1)
-	wake(p.kick)
+	if w {
+		wake(p.kick)
+	}
 	return nil
 }
 
@@ -297,8 +306,7 @@ func (p *peer) deliver(gen uint64, f frame) error {
 		t.stats.unknownChannel.Add(1)
 		return nil
 	}
-	p.received.Add(1)
-	t.stats.messagesReceived.Add(1)
+	p.received++
 	hb.h.HandleMessage(m)
 	return nil
 }

@@ -45,7 +45,6 @@ type counters struct {
 // Stats returns a snapshot of the counters.
 func (t *TCP) Stats() Stats {
 	s := Stats{
-		MessagesReceived:      t.stats.messagesReceived.Load(),
 		BytesSent:             t.stats.bytesSent.Load(),
 		BytesReceived:         t.stats.bytesReceived.Load(),
 		DroppedQueueFull:      t.stats.queueFull.Load(),
@@ -61,11 +60,14 @@ func (t *TCP) Stats() Stats {
 	defer t.mu.RUnlock()
 	for _, p := range t.peers {
 		p.mu.Lock()
-		ps := PeerStats{ID: p.id, State: p.state, QueuedBytes: len(p.pending)}
+		ps := PeerStats{ID: p.id, State: p.state, QueuedBytes: len(p.pending), Sent: p.sent}
 		p.mu.Unlock()
-		ps.Sent, ps.Dropped = p.sent.Load(), p.dropped.Load()
-		ps.Received, ps.Missed = p.received.Load(), p.missed.Load()
+		p.rmu.Lock()
+		ps.Received = p.received
+		p.rmu.Unlock()
+		ps.Dropped, ps.Missed = p.dropped.Load(), p.missed.Load()
 		s.MessagesSent += ps.Sent
+		s.MessagesReceived += ps.Received
 		s.Peers = append(s.Peers, ps)
 	}
 	return s

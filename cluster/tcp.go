@@ -39,8 +39,11 @@ type TCP struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.RWMutex
-	peers   map[NodeID]*peer
+	mu    sync.RWMutex
+	peers map[NodeID]*peer
+	// snap is a copy of peers for the send path, replaced (never changed)
+	// under mu, so Send takes no lock to find its peer.
+	snap    atomic.Pointer[map[NodeID]*peer]
 	conns   map[net.Conn]struct{} // accepted connections, closed by Close
 	streams map[StreamKind]*streamListener
 	closed  bool
@@ -88,6 +91,7 @@ func NewTCP(ctx context.Context, cfg Config) (*TCP, error) {
 		t.srvTLS, t.cliTLS = tlsConfigs(cfg.TLS)
 	}
 	t.mu.Lock()
+	t.publishPeersLocked()
 	for _, p := range cfg.Peers {
 		t.addPeerLocked(p.ID, p.Addr)
 	}
@@ -126,13 +130,11 @@ func (t *TCP) Send(to NodeID, ch Channel, payload []byte) error {
 	if len(payload) > t.cfg.MaxMessageSize {
 		return ErrTooLarge
 	}
-	t.mu.RLock()
-	p, ok := t.peers[to]
-	closed := t.closed
-	t.mu.RUnlock()
-	if closed {
+	peers := t.snap.Load()
+	if peers == nil {
 		return ErrClosed
 	}
+	p, ok := (*peers)[to]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, to)
 	}
@@ -144,13 +146,12 @@ func (t *TCP) Broadcast(ch Channel, payload []byte) error {
 	if len(payload) > t.cfg.MaxMessageSize {
 		return ErrTooLarge
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.closed {
+	peers := t.snap.Load()
+	if peers == nil {
 		return ErrClosed
 	}
 	var first error
-	for _, p := range t.peers {
+	for _, p := range *peers {
 		if err := p.enqueue(ch, payload); err != nil && first == nil {
 			first = err
 		}
@@ -202,6 +203,7 @@ func (t *TCP) RemovePeer(id NodeID) error {
 	t.mu.Lock()
 	p, ok := t.peers[id]
 	delete(t.peers, id)
+	t.publishPeersLocked()
 	t.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)
@@ -211,9 +213,24 @@ func (t *TCP) RemovePeer(id NodeID) error {
 	return nil
 }
 
+// publishPeersLocked replaces the send path's copy of the peer map; after
+// Close it is nil, which Send reports as ErrClosed.
+func (t *TCP) publishPeersLocked() {
+	if t.closed {
+		t.snap.Store(nil)
+		return
+	}
+	m := make(map[NodeID]*peer, len(t.peers))
+	for id, p := range t.peers {
+		m[id] = p
+	}
+	t.snap.Store(&m)
+}
+
 func (t *TCP) addPeerLocked(id NodeID, addr string) *peer {
 	p := newPeer(t, id, addr)
 	t.peers[id] = p
+	t.publishPeersLocked()
 	p.start()
 	return p
 }
@@ -223,6 +240,7 @@ func (t *TCP) Close() error {
 	t.once.Do(func() {
 		t.mu.Lock()
 		t.closed = true
+		t.publishPeersLocked()
 		peers := make([]*peer, 0, len(t.peers))
 		for _, p := range t.peers {
 			peers = append(peers, p)
@@ -405,10 +423,18 @@ func (t *TCP) readFrames(conn net.Conn, br *bufio.Reader, idle time.Duration, fn
 	maxLen := t.cfg.MaxMessageSize + frameOverhead
 	var big []byte
 	var lastDeadline time.Time
+	var bytes uint64 // counted locally, published before any read that may block
+	defer func() { t.stats.bytesReceived.Add(bytes) }()
 	for {
-		if now := time.Now(); idle > 0 && now.Sub(lastDeadline) > idle/4 {
-			conn.SetReadDeadline(now.Add(idle))
-			lastDeadline = now
+		if idle > 0 {
+			if now := time.Now(); now.Sub(lastDeadline) > idle/4 {
+				conn.SetReadDeadline(now.Add(idle))
+				lastDeadline = now
+			}
+		}
+		if br.Buffered() < lenPrefix && bytes > 0 {
+			t.stats.bytesReceived.Add(bytes)
+			bytes = 0
 		}
 		hdr, err := br.Peek(lenPrefix)
 		if err != nil {
@@ -436,7 +462,7 @@ func (t *TCP) readFrames(conn net.Conn, br *bufio.Reader, idle time.Duration, fn
 				return err
 			}
 		}
-		t.stats.bytesReceived.Add(uint64(lenPrefix + n))
+		bytes += uint64(lenPrefix + n)
 		if err := fn(body); err != nil {
 			return err
 		}
