@@ -84,6 +84,21 @@ func TestKillResetsPeerAndRefusesDials(t *testing.T) {
 	expectRead(t, s2, "back")
 }
 
+// TestKillFailsPendingDial: a dial from a host waiting on a partition fails
+// when its host is killed, instead of waiting for its context.
+func TestKillFailsPendingDial(t *testing.T) {
+	CheckLeaks(t)
+	n := newNet(t, Config{Seed: 19})
+	n.Partition([]string{"a"}, []string{"b"})
+	errc := make(chan error, 1)
+	go func() { _, err := n.Host("a").Dial(context.Background(), "b:1"); errc <- err }()
+	time.Sleep(5 * time.Millisecond) // let it block (either order passes)
+	n.Kill("a")
+	if err := <-errc; !errors.Is(err, ErrHostDown) {
+		t.Fatalf("pending dial from killed host: %v, want ErrHostDown", err)
+	}
+}
+
 func TestKillResetWaitsForLink(t *testing.T) {
 	CheckLeaks(t)
 	n := newNet(t, Config{Seed: 11})

@@ -238,6 +238,7 @@ func (n *Network) Kill(host string) {
 			c.abortLocked(now)
 		}
 	}
+	n.wakeAllLocked() // the host's own dials fail now
 }
 
 // Restart brings a killed host back, empty: its programs may listen and
