@@ -251,8 +251,8 @@ func (b *builder) srv(name string, t Transport) {
 		j := i
 		var g group
 		for ; j < len(recs) && recs[j].Priority == recs[i].Priority; j++ {
-			if recs[j].Target == "." {
-				continue
+			if recs[j].Target == "." || recs[j].Port == 0 {
+				continue // "." among others, or port 0: nothing to send to
 			}
 			g.entries = append(g.entries, b.entryFor(recs[j].Target, t, recs[j].Port, recs[j].Weight))
 		}

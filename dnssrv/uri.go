@@ -73,11 +73,27 @@ func (r *Resolver) keyFor(u *sip.Uri) (planKey, netip.Addr, error) {
 		}
 		k.tr = t
 	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		return k, a, nil
+	if looksNumeric(host) {
+		if a, err := netip.ParseAddr(host); err == nil {
+			return k, a, nil
+		}
 	}
 	k.host = strings.ToLower(host) // no allocation when already lower case
 	return k, netip.Addr{}, nil
+}
+
+// looksNumeric filters out domain names before netip.ParseAddr, whose
+// error for a name allocates on every cached Resolve.
+func looksNumeric(host string) bool {
+	if strings.IndexByte(host, ':') >= 0 {
+		return true
+	}
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Resolver) supports(t Transport) bool { return t.valid() && r.supported&(1<<t) != 0 }
