@@ -138,8 +138,8 @@ func ParseURI(s string) (*sip.Uri, error) {
 	if err := sip.ParseUri(s, u); err != nil {
 		return nil, fmt.Errorf("%w: %q: %w", ErrBadURI, s, err)
 	}
-	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: %q: no scheme", ErrBadURI, s)
+	if !strings.EqualFold(u.Scheme, "sip") && !strings.EqualFold(u.Scheme, "sips") {
+		return nil, fmt.Errorf("%w: %q: not a sip or sips URI", ErrBadURI, s)
 	}
 	return u, nil
 }
