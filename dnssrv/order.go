@@ -12,15 +12,26 @@ type picker struct {
 	pcg *rand.PCG // non-nil: deterministic
 }
 
-// upTo returns a uniform number in [0, n].
+// lock and unlock bracket the draws of one group, so a group costs one
+// lock round trip however many entries it has.
+func (p picker) lock() {
+	if p.pcg == nil {
+		p.r.rngMu.Lock()
+	}
+}
+
+func (p picker) unlock() {
+	if p.pcg == nil {
+		p.r.rngMu.Unlock()
+	}
+}
+
+// upTo returns a uniform number in [0, n]; call it between lock and unlock.
 func (p picker) upTo(n uint64) uint64 {
 	if p.pcg != nil {
 		return p.pcg.Uint64() % (n + 1) // bias below n/2^64: negligible
 	}
-	p.r.rngMu.Lock()
-	v := p.r.rng.Uint64N(n + 1)
-	p.r.rngMu.Unlock()
-	return v
+	return p.r.rng.Uint64N(n + 1)
 }
 
 // appendTo appends the plan's targets to dst: groups in their fixed
@@ -41,7 +52,8 @@ func (pl *plan) appendTo(dst []Target, pk picker) []Target {
 			left = append(left, uint16(i))
 		}
 		total := g.total
-		for len(left) > 0 {
+		pk.lock()
+		for len(left) > 1 {
 			// RFC 2782: running sums over the unchosen entries (weight 0
 			// first); pick the first whose sum reaches a uniform draw in
 			// [0, total].
@@ -60,6 +72,8 @@ func (pl *plan) appendTo(dst []Target, pk picker) []Target {
 			total -= uint64(e.weight)
 			left = append(left[:k], left[k+1:]...)
 		}
+		pk.unlock()
+		dst = append(dst, g.entries[left[0]].targets...) // the last needs no draw
 	}
 	return dst
 }
