@@ -133,8 +133,12 @@ func (b *builder) get(name string, qtype uint16) []dns.RR {
 	}
 	b.expires = minTime(b.expires, s.expires)
 	if b.tracing {
-		b.p.trace = append(b.p.trace, s.chain...)
-		b.p.trace = append(b.p.trace, s.rrs...)
+		for _, rr := range slices.Concat(s.chain, s.rrs) {
+			// The same cached records serve several SRV targets; list them once.
+			if !slices.Contains(b.p.trace, rr) {
+				b.p.trace = append(b.p.trace, rr)
+			}
+		}
 	}
 	return s.rrs
 }

@@ -82,7 +82,8 @@ func New(cfg Config) (*Resolver, error) {
 }
 
 // Close cancels queries in flight and waits for background refreshes to
-// end. It is idempotent. Lookups after Close fail with ErrClosed.
+// end. It is idempotent. After Close, answers still in the cache are
+// served; lookups that need the network fail with ErrClosed.
 func (r *Resolver) Close() error {
 	r.closeMu.Lock()
 	r.closed = true
