@@ -94,7 +94,8 @@ type Config struct {
 	// to go when every target failed recently.
 	SkipBlacklisted bool
 
-	// Now is the clock. Default time.Now.
+	// Now is the clock; it is called concurrently and must not block.
+	// Default time.Now.
 	Now func() time.Time
 	// Rand drives the RFC 2782 weighted order. The resolver owns it after
 	// New and serializes its use; do not use it elsewhere. Default: a PCG

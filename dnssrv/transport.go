@@ -106,8 +106,8 @@ func transportForService(s string) (Transport, bool) {
 // host) for TLS server-name checks and logs.
 type Target struct {
 	Transport Transport
+	Port      uint16 // beside Transport: the struct packs into 48 bytes
 	Host      string
-	Port      uint16
 	Addr      netip.Addr
 }
 

@@ -21,7 +21,7 @@ var ErrNoDnsmasq = errors.New("dnssrvtest: dnsmasq not found (apt-get install dn
 type Dnsmasq struct {
 	Addr string
 	cmd  *exec.Cmd
-	out  bytes.Buffer
+	out  lockedBuffer
 	once sync.Once
 	done chan struct{}
 }
@@ -99,8 +99,26 @@ func (d *Dnsmasq) Close() error {
 	return nil
 }
 
-// Output is what dnsmasq logged.
+// Output is what dnsmasq logged so far.
 func (d *Dnsmasq) Output() string { return d.out.String() }
+
+// lockedBuffer lets exec's copying goroutine write while a test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
 
 // freePort finds a port free for both UDP and TCP on 127.0.0.1.
 func freePort() (int, error) {
