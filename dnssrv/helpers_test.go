@@ -51,6 +51,13 @@ var zone = []string{
 	`_sips._tcp.dead.example. 300 IN SRV 0 0 0 .`,
 	`dead.example. 300 IN A 198.51.100.99`,
 
+	// NAPTR whose first service is unavailable and second is not.
+	`half.example. 300 IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp.half.example.`,
+	`half.example. 300 IN NAPTR 20 10 "s" "SIP+D2T" "" _sip._tcp.half.example.`,
+	`_sip._udp.half.example. 300 IN SRV 0 0 0 .`,
+	`_sip._tcp.half.example. 300 IN SRV 1 1 5060 t.half.example.`,
+	`t.half.example. 300 IN A 203.0.113.9`,
+
 	// A non-terminal NAPTR leading to a terminal one.
 	`chain.example. 300 IN NAPTR 10 10 "" "" "" next.example.`,
 	`next.example. 300 IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp.next.example.`,

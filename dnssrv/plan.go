@@ -290,9 +290,10 @@ func (b *builder) naptr(name string, secure bool, depth int, seen []string) {
 		return cmp.Compare(x.Preference, y.Preference)
 	})
 	for _, n := range recs {
-		if b.full() || b.unavailable {
+		if b.full() {
 			return
 		}
+		// An SRV "." rules out one transport, not the others listed.
 		switch {
 		case strings.EqualFold(n.Flags, "s"):
 			t, ok := transportForService(n.Service)

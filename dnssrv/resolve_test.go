@@ -71,6 +71,8 @@ func TestResolveRFC3263Branches(t *testing.T) {
 			want: []string{"TLS aonly.example 5061 198.51.100.20"}},
 		{name: "SRV target . means unavailable, no A fallback", uri: "sip:dead.example", err: ErrServiceUnavailable},
 		{name: "SRV . for an explicit transport", uri: "sip:dead.example;transport=tcp", err: ErrServiceUnavailable},
+		{name: "SRV . for one NAPTR service, the next still used", uri: "sip:half.example",
+			want: []string{"TCP t.half.example 5060 203.0.113.9"}},
 		{name: "non-terminal NAPTR", uri: "sip:chain.example",
 			want: []string{"UDP host.next.example 5066 203.0.113.6"}},
 		{name: "CNAME followed", uri: "sip:alias.example:5060", mod: func(c *Config) { c.Family = IPv4Only },
