@@ -165,6 +165,7 @@ func (p *peer) connected(kind StreamKind, raw net.Conn, res handshakeResult) {
 		p.dataRaw = raw
 	}
 	p.version = res.version
+	p.lastErr = ""
 	p.t.log.Debug("cluster: connected", "peer", string(p.id), "kind", string(kind), "version", res.version)
 }
 

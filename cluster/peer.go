@@ -30,6 +30,7 @@ type peer struct {
 	spare    []byte // the writer's buffer between batches
 	seq      [256]uint64
 	sent     uint64 // messages queued
+	lastErr  string // the last dial error logged at Warn, to log each reason once
 	waiting  bool   // the data writer sleeps until kicked
 	stopping bool
 	dataRaw  net.Conn // current outbound connections below TLS, nil when none
@@ -127,7 +128,18 @@ func (p *peer) dialFailed(err error) {
 		if errors.Is(err, ErrAuthFailed) {
 			p.t.stats.authFailures.Add(1)
 		}
-		p.t.log.Warn("cluster: handshake with peer failed", "peer", string(p.id), "err", err)
+		// Redials repeat the same failure every backoff; warn once per
+		// reason and keep the repeats for debug logs.
+		p.mu.Lock()
+		repeat := p.lastErr == err.Error()
+		p.lastErr = err.Error()
+		p.mu.Unlock()
+		if repeat {
+			p.t.log.Debug("cluster: handshake with peer failed again", "peer", string(p.id), "err", err)
+		} else {
+			p.t.log.Warn("cluster: handshake with peer failed", "peer", string(p.id), "err", err)
+		}
+		return
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		p.mu.Lock()

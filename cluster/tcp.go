@@ -48,6 +48,9 @@ type TCP struct {
 	streams map[StreamKind]*streamListener
 	closed  bool
 
+	refusedMu sync.Mutex
+	refused   map[string]time.Time // refusal reason → last Warn
+
 	handlers [256]atomic.Pointer[handlerBox]
 	watch    watchers
 	stats    counters
@@ -371,7 +374,31 @@ func (t *TCP) handshakeFailed(remote string, err error) {
 	if errors.Is(err, ErrAuthFailed) {
 		t.stats.authFailures.Add(1)
 	}
-	t.log.Warn("cluster: handshake refused", "remote", remote, "err", err)
+	// A misconfigured peer retries every backoff: warn once a minute per
+	// reason, and count every refusal.
+	reason := err.Error()
+	now := time.Now()
+	t.refusedMu.Lock()
+	if t.refused == nil {
+		t.refused = make(map[string]time.Time)
+	}
+	last, seen := t.refused[reason]
+	if !seen || now.Sub(last) > time.Minute {
+		t.refused[reason] = now
+		if len(t.refused) > 64 { // bounded: forget old reasons
+			for k, at := range t.refused {
+				if now.Sub(at) > time.Minute {
+					delete(t.refused, k)
+				}
+			}
+		}
+	}
+	t.refusedMu.Unlock()
+	if !seen || now.Sub(last) > time.Minute {
+		t.log.Warn("cluster: handshake refused", "remote", remote, "err", err)
+	} else {
+		t.log.Debug("cluster: handshake refused", "remote", remote, "err", err)
+	}
 }
 
 // serveInbound serves a connection a peer dialed to us: its data, or its
