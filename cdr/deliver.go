@@ -1,0 +1,158 @@
+package cdr
+
+import (
+	"time"
+
+	"github.com/sipha/sipha/cdr/internal/spool"
+)
+
+// maxRequestBytes bounds the bodies in one NDJSON batch.
+const maxRequestBytes = 8 << 20
+
+// run is the delivery goroutine: it takes the oldest records from the
+// spool, delivers them (retrying and failing over until one endpoint says
+// 2xx), acknowledges them, and sleeps when the spool is empty. Records go
+// out in spool order, one request at a time.
+func (p *Poster) run() {
+	defer p.wg.Done()
+	lingered := false
+	for {
+		changed := p.spool.Changed()
+		batch, err := p.spool.Peek(p.cfg.BatchSize, max(maxRequestBytes, p.cfg.MaxRecordBytes))
+		if err != nil {
+			p.log.Error("cdr: reading spool", "err", err)
+			if !p.sleep(p.cfg.BackoffMax) {
+				return
+			}
+			continue
+		}
+		if len(batch) == 0 {
+			if err := p.spool.FlushCursor(); err != nil {
+				p.log.Warn("cdr: saving spool cursor", "err", err)
+			}
+			select {
+			case <-changed:
+			case <-p.ctx.Done():
+				return
+			}
+			continue
+		}
+		if len(batch) < p.cfg.BatchSize && p.cfg.Linger > 0 && !lingered {
+			lingered = true
+			if !p.sleep(p.cfg.Linger) {
+				return
+			}
+			continue
+		}
+		lingered = false
+		if !p.deliver(batch) {
+			return
+		}
+		p.delivered.Add(uint64(len(batch)))
+		if err := p.spool.Ack(batch[len(batch)-1].End); err != nil {
+			// The records were delivered; at worst they are delivered again.
+			p.log.Warn("cdr: acknowledging in spool", "err", err)
+		}
+	}
+}
+
+// deliver tries endpoints in order until one accepts the batch. It returns
+// false only when the Poster is closing.
+func (p *Poster) deliver(batch []spool.Entry) bool {
+	req, err := p.buildRequest(batch)
+	if err != nil {
+		p.log.Error("cdr: encoding request", "err", err)
+		return p.sleep(p.cfg.BackoffMax)
+	}
+	for round := 0; ; round++ {
+		anyAllowed := false
+		for i, ep := range p.eps {
+			if !ep.br.allow(p.cfg.Now()) {
+				continue
+			}
+			anyAllowed = true
+			for try := 0; try <= p.cfg.Retries; try++ {
+				p.requests.Add(1)
+				err := p.send(p.ctx, ep, req)
+				if p.ctx.Err() != nil {
+					return false
+				}
+				if err == nil {
+					ep.br.success()
+					ep.delivered.Add(uint64(len(batch)))
+					if i > 0 {
+						p.failovers.Add(1)
+					}
+					return true
+				}
+				p.failures.Add(1)
+				ep.failures.Add(1)
+				ep.br.failure(p.cfg.Now())
+				p.log.Warn("cdr: delivery failed", "url", ep.URL, "records", len(batch), "key", req.key, "try", try, "err", err)
+				if try == p.cfg.Retries || !ep.br.allow(p.cfg.Now()) {
+					break
+				}
+				if !p.sleep(p.backoff(try)) {
+					return false
+				}
+			}
+		}
+		wait := p.backoff(round)
+		if !anyAllowed || !p.anyAllowed() {
+			// Every circuit is open: come back when the first may be probed.
+			// The cooldowns themselves grow, so this is the backoff.
+			wait = p.earliestProbe() + p.jitter(p.cfg.BackoffBase)
+		}
+		if !p.sleep(wait) {
+			return false
+		}
+	}
+}
+
+func (p *Poster) anyAllowed() bool {
+	for _, ep := range p.eps {
+		if ep.br.allow(p.cfg.Now()) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Poster) earliestProbe() time.Duration {
+	var w time.Duration = -1
+	for _, ep := range p.eps {
+		if d := ep.br.wait(p.cfg.Now()); w < 0 || d < w {
+			w = d
+		}
+	}
+	return max(w, 0)
+}
+
+// backoff is the n-th exponential step with "equal jitter": between half
+// and all of min(BackoffMax, BackoffBase·2ⁿ), so it never collapses to 0.
+func (p *Poster) backoff(n int) time.Duration {
+	d := p.cfg.BackoffMax
+	if n < 30 {
+		d = min(d, p.cfg.BackoffBase<<n)
+	}
+	return d/2 + p.jitter(d/2)
+}
+
+func (p *Poster) jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(p.rng.Int64N(int64(d) + 1))
+}
+
+// sleep waits for d and reports false if the Poster is closing.
+func (p *Poster) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
