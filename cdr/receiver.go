@@ -1,7 +1,6 @@
 package cdr
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -235,28 +234,32 @@ func (rc *Receiver) decode(r *http.Request) ([]Record, error) {
 	return nil, fmt.Errorf("unsupported Content-Type %q", ct)
 }
 
+// lines decodes a stream of JSON objects, one per line by convention,
+// with one decoder for the whole body.
 func (rc *Receiver) lines(data []byte) ([]Record, error) {
 	var recs []Record
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, len(data)+1)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	for n := 1; ; n++ {
+		var fields map[string]any
+		if err := dec.Decode(&fields); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("record %d: bad JSON: %w", n, err)
 		}
-		rec, err := rc.record(line, "")
+		rec, err := rc.makeRecord(fields, "")
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
+			return nil, fmt.Errorf("record %d: %w", n, err)
 		}
 		recs = append(recs, rec)
 	}
 	if len(recs) == 0 {
 		return nil, errors.New("empty batch")
 	}
-	return recs, sc.Err()
+	return recs, nil
 }
 
-// record decodes one JSON object and takes its ID out of the fields.
+// record decodes one JSON object.
 func (rc *Receiver) record(data []byte, key string) (Record, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -264,11 +267,17 @@ func (rc *Receiver) record(data []byte, key string) (Record, error) {
 	if err := dec.Decode(&fields); err != nil {
 		return Record{}, fmt.Errorf("bad JSON record: %w", err)
 	}
-	if fields == nil {
-		return Record{}, errors.New("record is not a JSON object")
-	}
 	if dec.More() {
 		return Record{}, errors.New("trailing data after the JSON record")
+	}
+	return rc.makeRecord(fields, key)
+}
+
+// makeRecord takes the ID out of the fields, falling back to the
+// idempotency key, then to a digest of the canonical encoding.
+func (rc *Receiver) makeRecord(fields map[string]any, key string) (Record, error) {
+	if fields == nil {
+		return Record{}, errors.New("record is not a JSON object")
 	}
 	id, _ := fields[rc.cfg.IDField].(string)
 	delete(fields, rc.cfg.IDField)
@@ -277,7 +286,12 @@ func (rc *Receiver) record(data []byte, key string) (Record, error) {
 	case key != "":
 		id = key
 	default:
-		sum := sha256.Sum256(bytes.TrimSpace(data))
+		// Marshal sorts keys, so equal records give equal digests.
+		canon, err := json.Marshal(fields)
+		if err != nil {
+			return Record{}, err
+		}
+		sum := sha256.Sum256(canon)
 		id = "sha256:" + hex.EncodeToString(sum[:16])
 	}
 	return Record{ID: id, Fields: fields}, nil

@@ -53,16 +53,34 @@ func (p *Poster) encode(rec Record) (string, []byte, error) {
 	if err := checkID(id); err != nil {
 		return "", nil, err
 	}
-	filtered := p.cfg.Filter.Apply(rec.Fields)
-	// A shallow copy keeps the caller's map untouched by the ID field.
-	fields := make(map[string]any, len(filtered)+1)
-	for k, v := range filtered {
-		fields[k] = v
+	fields := p.cfg.Filter.Apply(rec.Fields)
+	if _, has := fields[p.cfg.IDField]; has {
+		// Copy rather than change the caller's map.
+		c := make(map[string]any, len(fields))
+		for k, v := range fields {
+			c[k] = v
+		}
+		delete(c, p.cfg.IDField)
+		fields = c
 	}
-	fields[p.cfg.IDField] = id
 	body, err := json.Marshal(fields)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
-	return id, body, nil
+	if fields == nil {
+		body = []byte("{}")
+	}
+	return id, p.withID(id, body), nil
+}
+
+// withID puts the ID field first in an encoded JSON object.
+func (p *Poster) withID(id string, obj []byte) []byte {
+	head, _ := json.Marshal(map[string]string{p.cfg.IDField: id})
+	if len(obj) <= 2 { // "{}"
+		return head
+	}
+	out := make([]byte, 0, len(head)+len(obj))
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, ',')
+	return append(out, obj[1:]...)
 }
