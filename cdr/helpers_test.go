@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,10 +13,10 @@ import (
 
 // Modes of a test collector.
 const (
-	modeUp         = iota // hand records to the Receiver
-	modeDown              // 503 without looking at the body
-	modeAckLost           // store the records, then answer 500 as if the reply was lost
-	modeRefuse            // close the connection without an answer
+	modeUp      = iota // hand records to the Receiver
+	modeDown           // 503 without looking at the body
+	modeAckLost        // store the records, then answer 500 as if the reply was lost
+	modeRefuse         // close the connection without an answer
 )
 
 // sink is a real HTTP collector on loopback built on Receiver, whose
@@ -166,13 +165,4 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func hasPrefixAll(ss []string, p string) bool {
-	for _, s := range ss {
-		if !strings.HasPrefix(s, p) {
-			return false
-		}
-	}
-	return true
 }
