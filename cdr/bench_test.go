@@ -23,7 +23,7 @@ var benchFields = map[string]any{
 // collector (a Receiver on loopback HTTP) has acknowledged all of them.
 func benchPost(b *testing.B, noSync bool) {
 	var got atomic.Int64
-	rcv, err := NewReceiver(ReceiverConfig{}, func(context.Context, Record) error { got.Add(1); return nil })
+	rcv, err := NewReceiver(ReceiverConfig{Raw: true}, func(context.Context, Record) error { got.Add(1); return nil })
 	if err != nil {
 		b.Fatal(err)
 	}

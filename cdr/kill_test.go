@@ -137,7 +137,10 @@ func TestKillRestartDeliversEverything(t *testing.T) {
 		if run > 40 {
 			t.Fatalf("no clean finish after %d runs", run)
 		}
-		kill := kills < 5
+		// Five kills at a random number of acknowledged posts (delivery runs
+		// alongside), then one at a random moment of the final drain (which
+		// may come too late, when the child has finished), then a clean run.
+		kill := kills < 5 || run == 5
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"=1", "CDR_SPOOL="+dir, "CDR_URLS="+urls,
 			fmt.Sprintf("CDR_START=%d", start), fmt.Sprintf("CDR_COUNT=%d", count), fmt.Sprintf("CDR_SEED=%d", seed+uint64(run)))
@@ -153,10 +156,10 @@ func TestKillRestartDeliversEverything(t *testing.T) {
 		// Kill after a random number of acknowledged posts, or, once all
 		// are posted, after a random delay during delivery.
 		killAfter := 1 + rng.IntN(max(1, (count-start)/2))
-		if rng.IntN(3) == 0 {
-			killAfter = -1 // only after everything is posted
+		if kills >= 5 {
+			killAfter = -1 // only once everything is posted
 		}
-		killDelay := time.Duration(rng.IntN(300)) * time.Millisecond
+		killDelay := time.Duration(rng.IntN(100)) * time.Millisecond
 		var timer *time.Timer
 		sc := bufio.NewScanner(stdout)
 		seen, done := 0, false
@@ -180,8 +183,11 @@ func TestKillRestartDeliversEverything(t *testing.T) {
 			timer.Stop()
 		}
 		err = cmd.Wait()
-		if done && err == nil {
+		if done && err == nil && kills >= 5 {
 			break
+		}
+		if done && err == nil {
+			t.Fatalf("run %d finished before it was killed", run)
 		}
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			t.Fatalf("run %d: child failed: %v\n%s", run, err, stderr.String())

@@ -2,6 +2,7 @@ package cdr
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ type Poster struct {
 	ownTr  *http.Transport // closed on Close when we built it
 	eps    []*endpoint
 	rng    *rand.Rand // used by the delivery goroutine only
+	idKey  []byte     // IDField as a JSON string
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -63,7 +65,8 @@ func New(cfg Config) (*Poster, error) {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	p := &Poster{cfg: cfg, log: cfg.Logger, spool: sp, client: cfg.HTTPClient,
+	idKey, _ := json.Marshal(cfg.IDField)
+	p := &Poster{cfg: cfg, log: cfg.Logger, spool: sp, client: cfg.HTTPClient, idKey: idKey,
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 	if p.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()

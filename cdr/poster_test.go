@@ -362,3 +362,32 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestPostPreEncodedJSON(t *testing.T) {
+	checkNoLeaks(t)
+	s := newSink(t, ReceiverConfig{}, false)
+	cfg := fastConfig(t.TempDir(), s.srv.URL)
+	cfg.Format = FormatNDJSON
+	p := newPoster(t, cfg)
+	ctx := context.Background()
+	// Pretty-printed: compacted so it stays on one NDJSON line.
+	if _, err := p.Post(ctx, Record{ID: "pretty", JSON: []byte("{\n  \"a\": 1,\n  \"b\": \"x\"\n}")}); err != nil {
+		t.Fatal(err)
+	}
+	// Carries its own ID field: decoded, and that ID is used.
+	if id, err := p.Post(ctx, Record{JSON: []byte(`{"cdr_id":"own","a":2}`)}); err != nil || id != "own" {
+		t.Fatalf("own ID: %q %v", id, err)
+	}
+	for _, bad := range []string{`[1]`, `{"a":`, `{} {}`, ``} {
+		if _, err := p.Post(ctx, Record{ID: "bad", JSON: []byte(bad)}); !errors.Is(err, ErrBadRecord) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	flush(t, p, 10*time.Second)
+	if r, _ := s.record("pretty"); fmt.Sprint(r.Fields["a"]) != "1" || r.Fields["b"] != "x" {
+		t.Fatalf("pretty arrived as %v", r.Fields)
+	}
+	if r, _ := s.record("own"); len(r.Fields) != 1 || fmt.Sprint(r.Fields["a"]) != "2" {
+		t.Fatalf("own arrived as %v", r.Fields)
+	}
+}

@@ -42,6 +42,12 @@ type ReceiverConfig struct {
 	// after Commit succeeds are the IDs remembered as seen. Called under the
 	// same lock as the callback.
 	Commit func(ctx context.Context) error
+	// Raw hands records over in Record.JSON, exactly as received (ID field
+	// included), with Fields nil: for collectors that store JSON as it is.
+	// It skips decoding into maps: the JSON is only validated, and the ID is
+	// read from IDField when it is the object's first member, as Poster
+	// writes it (otherwise the record is decoded to find it).
+	Raw    bool
 	Logger *slog.Logger
 }
 
@@ -237,6 +243,9 @@ func (rc *Receiver) decode(r *http.Request) ([]Record, error) {
 // lines decodes a stream of JSON objects, one per line by convention,
 // with one decoder for the whole body.
 func (rc *Receiver) lines(data []byte) ([]Record, error) {
+	if rc.cfg.Raw {
+		return rc.rawLines(data)
+	}
 	var recs []Record
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -261,16 +270,27 @@ func (rc *Receiver) lines(data []byte) ([]Record, error) {
 
 // record decodes one JSON object.
 func (rc *Receiver) record(data []byte, key string) (Record, error) {
+	if rc.cfg.Raw {
+		return rc.rawRecord(data, key)
+	}
+	fields, err := rc.decodeFields(data)
+	if err != nil {
+		return Record{}, err
+	}
+	return rc.makeRecord(fields, key)
+}
+
+func (rc *Receiver) decodeFields(data []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var fields map[string]any
 	if err := dec.Decode(&fields); err != nil {
-		return Record{}, fmt.Errorf("bad JSON record: %w", err)
+		return nil, fmt.Errorf("bad JSON record: %w", err)
 	}
 	if dec.More() {
-		return Record{}, errors.New("trailing data after the JSON record")
+		return nil, errors.New("trailing data after the JSON record")
 	}
-	return rc.makeRecord(fields, key)
+	return fields, nil
 }
 
 // makeRecord takes the ID out of the fields, falling back to the

@@ -147,12 +147,13 @@ func TestReceiverRefusesBadRequests(t *testing.T) {
 }
 
 func FuzzReceiver(f *testing.F) {
-	f.Add("application/x-ndjson", []byte("{\"cdr_id\":\"a\"}\n{\"b\":[1,{\"c\":null}]}\n"))
-	f.Add("application/json", []byte(`{"cdr_id":7}`))
-	f.Add("application/x-www-form-urlencoded", []byte("cdr=%7B%7D"))
-	f.Fuzz(func(t *testing.T, ct string, body []byte) {
-		rc, err := NewReceiver(ReceiverConfig{DedupWindow: 4}, func(_ context.Context, r Record) error {
-			if r.ID == "" || r.Fields == nil {
+	f.Add("application/x-ndjson", []byte("{\"cdr_id\":\"a\"}\n{\"b\":[1,{\"c\":null}]}\n"), false)
+	f.Add("application/x-ndjson", []byte("{\"cdr_id\":\"a\",\"x\":1}\n{\"cdr_id\":\"a\\u0022\"}\n"), true)
+	f.Add("application/json", []byte(`{"cdr_id":7}`), false)
+	f.Add("application/x-www-form-urlencoded", []byte("cdr=%7B%7D"), true)
+	f.Fuzz(func(t *testing.T, ct string, body []byte, raw bool) {
+		rc, err := NewReceiver(ReceiverConfig{DedupWindow: 4, Raw: raw}, func(_ context.Context, r Record) error {
+			if r.ID == "" || (r.Fields == nil) != raw || (r.JSON == nil) != !raw {
 				t.Fatalf("handed over a record without ID or fields: %+v", r)
 			}
 			return nil
@@ -164,4 +165,29 @@ func FuzzReceiver(f *testing.F) {
 			t.Fatalf("code %d", w.Code)
 		}
 	})
+}
+
+func TestReceiverRawMode(t *testing.T) {
+	rc, got := collect(t, ReceiverConfig{Raw: true})
+	body := "{\"cdr_id\":\"fast\",\"n\":1}\n" + // the shape Poster writes
+		"{\"n\":2,\"cdr_id\":\"later\"}\n" + // ID not first: decoded
+		"{\"cdr_id\":\"esc\\\"aped\"}\n" + // escaped ID: decoded
+		"{\"n\":4}\n" // no ID: digest
+	if w := serve(rc, "application/x-ndjson", "", []byte(body), nil); w.Code != http.StatusNoContent {
+		t.Fatalf("code %d: %s", w.Code, w.Body)
+	}
+	ids := []string{"fast", "later", `esc"aped`}
+	for i, id := range ids {
+		if (*got)[i].ID != id || (*got)[i].Fields != nil {
+			t.Fatalf("record %d: %+v", i, (*got)[i])
+		}
+	}
+	if !strings.HasPrefix((*got)[3].ID, "sha256:") || string((*got)[3].JSON) != `{"n":4}` {
+		t.Fatalf("record 3: %+v", (*got)[3])
+	}
+	for _, bad := range []string{"{\"cdr_id\":\"x\"\n", "[1]\n", "{} x\n"} {
+		if w := serve(rc, "application/x-ndjson", "", []byte(bad), nil); w.Code != http.StatusBadRequest {
+			t.Errorf("%q: code %d", bad, w.Code)
+		}
+	}
 }

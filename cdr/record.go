@@ -1,11 +1,13 @@
 package cdr
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Record is one CDR.
@@ -17,6 +19,12 @@ type Record struct {
 	// Fields is the CDR as a JSON object. Values must be JSON-encodable;
 	// decode incoming JSON with json.Decoder.UseNumber to keep numbers exact.
 	Fields map[string]any
+	// JSON is the CDR already encoded as a JSON object, for producers that
+	// have JSON in hand (FreeSWITCH, NDJSON files); set it instead of Fields.
+	// Post spools it compacted, with the ID field put in front, and decodes
+	// it only when a Filter is set or it carries IDField itself. A Receiver
+	// in Raw mode hands records over in this field.
+	JSON json.RawMessage
 }
 
 const maxIDLen = 200
@@ -30,6 +38,9 @@ func checkID(id string) error {
 			return fmt.Errorf("%w: %q: control character", ErrBadID, id)
 		}
 	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%w: %q: not UTF-8", ErrBadID, id)
+	}
 	return nil
 }
 
@@ -42,6 +53,16 @@ func randomID() string {
 // encode picks the record's ID and returns it with the JSON body to spool:
 // the filtered fields plus the ID under idField.
 func (p *Poster) encode(rec Record) (string, []byte, error) {
+	if rec.Fields == nil && rec.JSON != nil {
+		if id, body, ok, err := p.encodeRaw(rec); ok || err != nil {
+			return id, body, err
+		}
+		dec := json.NewDecoder(bytes.NewReader(rec.JSON))
+		dec.UseNumber()
+		if err := dec.Decode(&rec.Fields); err != nil || rec.Fields == nil || dec.More() {
+			return rec.ID, nil, fmt.Errorf("%w: JSON is not one object (%v)", ErrBadRecord, err)
+		}
+	}
 	id := rec.ID
 	if id == "" {
 		if s, ok := rec.Fields[p.cfg.IDField].(string); ok {
@@ -73,14 +94,49 @@ func (p *Poster) encode(rec Record) (string, []byte, error) {
 	return id, p.withID(id, body), nil
 }
 
-// withID puts the ID field first in an encoded JSON object.
-func (p *Poster) withID(id string, obj []byte) []byte {
-	head, _ := json.Marshal(map[string]string{p.cfg.IDField: id})
-	if len(obj) <= 2 { // "{}"
-		return head
+// encodeRaw spools rec.JSON without decoding it when nothing needs to
+// look inside: no Filter and no ID field of its own. ok=false asks for the
+// decoding path.
+func (p *Poster) encodeRaw(rec Record) (id string, body []byte, ok bool, err error) {
+	if p.cfg.Filter != nil || bytes.Contains(rec.JSON, p.idKey) {
+		return "", nil, false, nil
 	}
-	out := make([]byte, 0, len(head)+len(obj))
-	out = append(out, head[:len(head)-1]...)
+	var buf bytes.Buffer
+	buf.Grow(len(rec.JSON))
+	// Compact validates and also keeps a pretty-printed object on one
+	// NDJSON line.
+	if err := json.Compact(&buf, rec.JSON); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' {
+		return rec.ID, nil, false, fmt.Errorf("%w: JSON is not one object (%v)", ErrBadRecord, err)
+	}
+	id = rec.ID
+	if id == "" {
+		id = p.cfg.NewID()
+	}
+	if err := checkID(id); err != nil {
+		return id, nil, false, err
+	}
+	return id, p.withID(id, buf.Bytes()), true, nil
+}
+
+// withID puts the ID field first in an encoded JSON object, where a
+// Receiver in Raw mode finds it without decoding the record.
+func (p *Poster) withID(id string, obj []byte) []byte {
+	out := make([]byte, 0, len(p.idKey)+len(id)+len(obj)+8)
+	out = append(out, '{')
+	out = append(out, p.idKey...)
+	out = append(out, ':', '"')
+	// checkID let no control characters or invalid UTF-8 through, so only
+	// quotes and backslashes need escaping.
+	for i := 0; i < len(id); i++ {
+		if id[i] == '"' || id[i] == '\\' {
+			out = append(out, '\\')
+		}
+		out = append(out, id[i])
+	}
+	out = append(out, '"')
+	if len(obj) <= 2 { // "{}"
+		return append(out, '}')
+	}
 	out = append(out, ',')
 	return append(out, obj[1:]...)
 }

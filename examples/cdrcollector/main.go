@@ -1,7 +1,7 @@
 // Command cdrcollector is a small CDR collector: it accepts what a
 // cdr.Poster sends (JSON, NDJSON batches, mod_json_cdr's form cdr=, gzip),
 // drops records whose ID it has already stored, and appends each new record
-// as one JSON line to a file, fsyncing before it answers 2xx.
+// as one JSON line, as it was sent, to a file, fsyncing before it answers 2xx.
 //
 //	cdrcollector -listen 127.0.0.1:8080 -out /var/lib/cdr/cdrs.ndjson -token s3cret
 //
@@ -12,7 +12,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -80,18 +79,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 256<<10)
+	// Raw mode: records are stored exactly as sent, without decoding them.
 	store := func(_ context.Context, rec cdr.Record) error {
-		line := make(map[string]any, len(rec.Fields)+1)
-		for k, v := range rec.Fields {
-			line[k] = v
-		}
-		line[*idField] = rec.ID
-		b, err := json.Marshal(line)
-		if err != nil {
+		if _, err := w.Write(rec.JSON); err != nil {
 			return err
 		}
-		_, err = w.Write(append(b, '\n'))
-		return err
+		return w.WriteByte('\n')
 	}
 	commit := func(context.Context) error {
 		if err := w.Flush(); err != nil {
@@ -100,7 +93,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		return f.Sync()
 	}
 	rcv, err := cdr.NewReceiver(cdr.ReceiverConfig{IDField: *idField, DedupWindow: *dedup, Username: *user,
-		Password: *pass, BearerToken: *token, Commit: commit, Logger: log}, store)
+		Password: *pass, BearerToken: *token, Commit: commit, Raw: true, Logger: log}, store)
 	if err != nil {
 		return err
 	}

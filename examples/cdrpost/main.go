@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -171,15 +170,15 @@ func postAll(ctx context.Context, p *cdr.Poster, stdin io.Reader, workers int, s
 		go func() {
 			defer wg.Done()
 			for l := range lines {
-				dec := json.NewDecoder(strings.NewReader(string(l.text)))
-				dec.UseNumber()
-				var fields map[string]any
-				if err := dec.Decode(&fields); err != nil || fields == nil || dec.More() {
+				// Post validates the line; without a filter it is spooled
+				// without being decoded.
+				_, err := p.Post(ctx, cdr.Record{JSON: l.text})
+				switch {
+				case errors.Is(err, cdr.ErrBadRecord):
 					nBad.Add(1)
-					report("line %d: not a JSON object: %v", l.n, err)
+					report("line %d: %v", l.n, err)
 					continue
-				}
-				if _, err := p.Post(ctx, cdr.Record{Fields: fields}); err != nil {
+				case err != nil:
 					nFailed.Add(1)
 					report("line %d: %v", l.n, err)
 					continue
