@@ -91,7 +91,7 @@ func TestCrashKeepsEveryPostedRecord(t *testing.T) {
 	checkNoLeaks(t)
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	for i := 0; i < 12; i++ {
+	for i := 0; i < crashRuns; i++ {
 		acked, lost := crashRun(t, rng, false, i%2 == 0)
 		if len(lost) > 0 {
 			t.Fatalf("run %d: %d of %d acknowledged records lost, e.g. %v", i, len(lost), acked, lost[:min(5, len(lost))])

@@ -95,7 +95,7 @@ func TestKillRestartDeliversEverything(t *testing.T) {
 	checkNoLeaks(t)
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 3))
-	const count = 10000
+	const count = killRecords
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -134,13 +134,13 @@ func TestKillRestartDeliversEverything(t *testing.T) {
 	start := 0
 	kills := 0
 	for run := 0; ; run++ {
-		if run > 40 {
+		if run > killTimes+5 {
 			t.Fatalf("no clean finish after %d runs", run)
 		}
-		// Five kills at a random number of acknowledged posts (delivery runs
+		// killTimes kills at a random number of acknowledged posts (delivery runs
 		// alongside), then one at a random moment of the final drain (which
 		// may come too late, when the child has finished), then a clean run.
-		kill := kills < 5 || run == 5
+		kill := kills < killTimes || run == killTimes
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"=1", "CDR_SPOOL="+dir, "CDR_URLS="+urls,
 			fmt.Sprintf("CDR_START=%d", start), fmt.Sprintf("CDR_COUNT=%d", count), fmt.Sprintf("CDR_SEED=%d", seed+uint64(run)))
@@ -155,8 +155,8 @@ func TestKillRestartDeliversEverything(t *testing.T) {
 		}
 		// Kill after a random number of acknowledged posts, or, once all
 		// are posted, after a random delay during delivery.
-		killAfter := 1 + rng.IntN(max(1, (count-start)/2))
-		if kills >= 5 {
+		killAfter := 1 + rng.IntN(max(1, (count-start)/4))
+		if kills >= killTimes {
 			killAfter = -1 // only once everything is posted
 		}
 		killDelay := time.Duration(rng.IntN(100)) * time.Millisecond
@@ -183,7 +183,7 @@ func TestKillRestartDeliversEverything(t *testing.T) {
 			timer.Stop()
 		}
 		err = cmd.Wait()
-		if done && err == nil && kills >= 5 {
+		if done && err == nil && kills >= killTimes {
 			break
 		}
 		if done && err == nil {
@@ -198,7 +198,7 @@ func TestKillRestartDeliversEverything(t *testing.T) {
 		}
 		t.Logf("run %d killed after %d acks; restarting at %d", run, seen, start)
 	}
-	if kills < 5 {
+	if kills < killTimes {
 		t.Fatalf("only %d kills", kills)
 	}
 	for i := 0; i < count; i++ {

@@ -391,3 +391,23 @@ func TestPostPreEncodedJSON(t *testing.T) {
 		t.Fatalf("own arrived as %v", r.Fields)
 	}
 }
+
+func TestOnePosterPerSpoolDir(t *testing.T) {
+	checkNoLeaks(t)
+	dir := t.TempDir()
+	cfg := fastConfig(dir, deadURL(t))
+	p1, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2, err := New(cfg); err == nil {
+		_ = p2.Close()
+		t.Fatal("a second Poster opened a spool in use")
+	}
+	_ = p1.Close()
+	p3, err := New(cfg)
+	if err != nil {
+		t.Fatalf("spool not released by Close: %v", err)
+	}
+	_ = p3.Close()
+}

@@ -36,6 +36,7 @@ type FS struct {
 	names   map[string]*inode // the namespace as the running process sees it
 	durable map[string]*inode // the namespace as of the last SyncDir of each dir
 	dirs    map[string]bool
+	locked  map[string]bool
 	crashed bool
 }
 
@@ -237,6 +238,36 @@ func (fs *FS) SyncDir(dir string) error {
 			fs.durable[p] = in
 		}
 	}
+	return nil
+}
+
+// Lock implements vfs.FS. Exclusive use is checked only in-process.
+func (fs *FS) Lock(dir string) (io.Closer, error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if err := fs.check(); err != nil {
+		return nil, err
+	}
+	if fs.locked == nil {
+		fs.locked = map[string]bool{}
+	}
+	dir = filepath.Clean(dir)
+	if fs.locked[dir] {
+		return nil, errors.New("crashfs: directory is locked")
+	}
+	fs.locked[dir] = true
+	return unlocker{fs, dir}, nil
+}
+
+type unlocker struct {
+	fs  *FS
+	dir string
+}
+
+func (u unlocker) Close() error {
+	u.fs.mu.Lock()
+	defer u.fs.mu.Unlock()
+	delete(u.fs.locked, u.dir)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strconv"
@@ -106,6 +107,7 @@ type Spool struct {
 	cursorDirty bool
 	cursorSaved time.Time
 
+	lock      io.Closer
 	reqs      chan *appendReq
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -130,8 +132,14 @@ func Open(o Options) (*Spool, error) {
 	if err := o.FS.MkdirAll(o.Dir); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	lock, err := o.FS.Lock(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	s.lock = lock
 	names, err := o.FS.ReadDir(o.Dir)
 	if err != nil {
+		_ = lock.Close()
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	for _, name := range names {
@@ -141,6 +149,7 @@ func Open(o Options) (*Spool, error) {
 		}
 		size, err := s.fileSize(s.segPath(id))
 		if err != nil {
+			_ = lock.Close()
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 		s.segs = append(s.segs, &segment{id: id, size: size, durable: size, sealed: true})
@@ -367,7 +376,7 @@ func (s *Spool) Close() error {
 		s.mu.Unlock()
 		close(s.quit)
 		s.wg.Wait()
-		err = s.FlushCursor()
+		err = errors.Join(s.FlushCursor(), s.lock.Close())
 		s.rd.close()
 	})
 	return err

@@ -38,6 +38,8 @@ type FS interface {
 	MkdirAll(dir string) error
 	// SyncDir makes the entries of dir durable.
 	SyncDir(dir string) error
+	// Lock takes the directory for this process until the Closer is closed.
+	Lock(dir string) (io.Closer, error)
 }
 
 // OS is the production FS backed by the operating system.
