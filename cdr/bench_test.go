@@ -19,11 +19,12 @@ var benchFields = map[string]any{
 	"accountcode": "tenant-42", "context": "public", "rtp_audio_in_mos": "4.48",
 }
 
-// benchPost posts b.N records from 64 goroutines and waits until a local
-// collector (a Receiver on loopback HTTP) has acknowledged all of them.
-func benchPost(b *testing.B, noSync bool) {
+// benchPost posts b.N records from 256 goroutines and waits until a local
+// collector (a Receiver on loopback HTTP, in Raw mode like cdrcollector
+// unless decode is set) has acknowledged all of them.
+func benchPost(b *testing.B, noSync, decode bool) {
 	var got atomic.Int64
-	rcv, err := NewReceiver(ReceiverConfig{Raw: true}, func(context.Context, Record) error { got.Add(1); return nil })
+	rcv, err := NewReceiver(ReceiverConfig{Raw: !decode}, func(context.Context, Record) error { got.Add(1); return nil })
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,8 +74,10 @@ func benchPost(b *testing.B, noSync bool) {
 }
 
 // BenchmarkPost: "fsync" is the real thing; "nosync" is the same poster
-// with fsync off, the baseline for the cost of durability.
+// with fsync off, the baseline for the cost of durability; "fsync-decode"
+// has the collector decode every record into a map.
 func BenchmarkPost(b *testing.B) {
-	b.Run("fsync", func(b *testing.B) { benchPost(b, false) })
-	b.Run("nosync", func(b *testing.B) { benchPost(b, true) })
+	b.Run("fsync", func(b *testing.B) { benchPost(b, false, false) })
+	b.Run("nosync", func(b *testing.B) { benchPost(b, true, false) })
+	b.Run("fsync-decode", func(b *testing.B) { benchPost(b, false, true) })
 }

@@ -200,9 +200,7 @@ func (s *Spool) Ack(end Pos) error {
 	if len(gone) > 0 && !s.o.NoSync {
 		errs = append(errs, s.o.FS.SyncDir(s.o.Dir))
 	}
-	if len(gone) > 0 || s.o.Now().Sub(s.cursorSaved) >= s.o.CursorEvery {
-		errs = append(errs, s.FlushCursor())
-	}
+	errs = append(errs, s.saveCursor(len(gone) > 0))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("spool: ack: %w", err)
 	}
@@ -210,10 +208,14 @@ func (s *Spool) Ack(end Pos) error {
 }
 
 // FlushCursor writes the cursor file if acknowledgements are not yet in it.
-func (s *Spool) FlushCursor() error {
+func (s *Spool) FlushCursor() error { return s.saveCursor(true) }
+
+// saveCursor writes the cursor file when it is behind, and unless force,
+// only if CursorEvery has passed since the last write.
+func (s *Spool) saveCursor(force bool) error {
 	s.cursorMu.Lock()
 	defer s.cursorMu.Unlock()
-	if !s.cursorDirty {
+	if !s.cursorDirty || (!force && s.o.Now().Sub(s.cursorSaved) < s.o.CursorEvery) {
 		return nil
 	}
 	s.mu.Lock()
