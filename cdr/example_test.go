@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"strings"
 
 	"github.com/sipha/sipha/cdr"
 )
@@ -67,4 +68,24 @@ func ExampleFilter_Apply() {
 	fmt.Println(string(b))
 	// Output:
 	// {"variables":{"uuid":"u1"}}
+}
+
+// A collector mounts a Receiver; here one NDJSON batch carries a record
+// twice (a re-delivery after a lost answer) and the callback sees it once.
+func ExampleNewReceiver() {
+	rcv, _ := cdr.NewReceiver(cdr.ReceiverConfig{BearerToken: "s3cret"}, func(_ context.Context, rec cdr.Record) error {
+		fmt.Println("store", rec.ID, rec.Fields["billsec"])
+		return nil
+	})
+	body := `{"cdr_id":"call-1","billsec":42}` + "\n" + `{"cdr_id":"call-2","billsec":7}` + "\n" + `{"cdr_id":"call-1","billsec":42}` + "\n"
+	req := httptest.NewRequest("POST", "/cdr", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Authorization", "Bearer s3cret")
+	w := httptest.NewRecorder()
+	rcv.ServeHTTP(w, req)
+	fmt.Println(w.Code, rcv.Stats().Duplicates, "duplicate")
+	// Output:
+	// store call-1 42
+	// store call-2 7
+	// 204 1 duplicate
 }

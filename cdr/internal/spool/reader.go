@@ -277,3 +277,38 @@ func (s *Spool) loadCursor() Pos {
 	}
 	return p
 }
+
+// Stats returns a snapshot of the counters.
+func (s *Spool) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Segments = len(s.segs)
+	st.Bytes = s.total - s.reserved
+	st.SkippedBytes = s.rd.skipped.Load()
+	return st
+}
+
+// Empty reports whether every durable entry has been acknowledged and no
+// append is in flight.
+func (s *Spool) Empty() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reserved > 0 {
+		return false
+	}
+	for _, sg := range s.segs {
+		switch {
+		case sg.id < s.cursor.Seg:
+		case sg.id == s.cursor.Seg:
+			if s.cursor.Off < sg.durable {
+				return false
+			}
+		default:
+			if sg.durable > 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
