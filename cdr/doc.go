@@ -21,7 +21,8 @@
 //	...
 //	id, err := p.Post(ctx, cdr.Record{ID: dialogID, Fields: fields})
 //
-// A nil error from Post means the record is durable. Many concurrent Posts
+// Producers that already hold JSON set Record.JSON instead of Fields. A nil
+// error from Post means the record is durable. Many concurrent Posts
 // share one fsync (group commit), so throughput grows with concurrency.
 //
 // # Delivery
@@ -58,7 +59,8 @@
 //
 // NewReceiver returns an http.Handler for collectors that accepts every
 // format above (and gzip), checks basic or bearer auth, drops records whose
-// ID was seen within a bounded window and hands the rest to a callback.
+// ID was seen within a bounded window and hands the rest to a callback,
+// decoded into Fields or, in Raw mode, as the JSON bytes received.
 // examples/cdrcollector is a collector built on it; examples/cdrpost posts
 // NDJSON from stdin.
 package cdr

@@ -6,7 +6,7 @@
 //	cdrcollector -listen 127.0.0.1:8080 -out /var/lib/cdr/cdrs.ndjson -token s3cret
 //
 // Point FreeSWITCH's mod_json_cdr (url=http://host:8080/cdr) or
-// examples/cdrpost at it.
+// examples/cdrpost at it. GET /metrics serves its counters for Prometheus.
 package main
 
 import (
@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	fs := flag.NewFlagSet("cdrcollector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: cdrcollector [flags]\n\nReceives CDRs over HTTP POST, de-duplicates them by ID and appends them\nto a file as JSON lines.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: cdrcollector [flags]\n\nReceives CDRs over HTTP POST, de-duplicates them by ID and appends them\nto a file as JSON lines. GET /metrics serves counters in the Prometheus\ntext format.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
@@ -99,6 +99,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	mux := http.NewServeMux()
 	mux.Handle(*path, rcv)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) { writeMetrics(w, rcv.Stats()) })
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
@@ -128,4 +129,21 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	fmt.Fprintf(stderr, "cdrcollector: %d requests, %d records stored, %d duplicates dropped, %d refused\n",
 		st.Requests, st.Accepted, st.Duplicates, st.Rejected)
 	return err
+}
+
+// writeMetrics writes the counters in the Prometheus text exposition format,
+// by hand to keep the example free of dependencies.
+func writeMetrics(w http.ResponseWriter, st cdr.ReceiverStats) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	for _, m := range []struct {
+		name, help string
+		v          uint64
+	}{
+		{"cdrcollector_requests_total", "HTTP requests received.", st.Requests},
+		{"cdrcollector_records_stored_total", "Records appended to the output file.", st.Accepted},
+		{"cdrcollector_duplicates_total", "Records dropped as already stored.", st.Duplicates},
+		{"cdrcollector_refused_total", "Requests answered 4xx.", st.Rejected},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
+	}
 }

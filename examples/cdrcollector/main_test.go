@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +47,15 @@ func TestCollectorStoresEachRecordOnce(t *testing.T) {
 	defer fcancel()
 	if err := p.Flush(fctx); err != nil {
 		t.Fatal(err)
+	}
+	resp, err := http.Get(strings.TrimSuffix(url, "/cdr") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if !strings.Contains(string(metrics), "cdrcollector_records_stored_total 25\n") {
+		t.Fatalf("metrics:\n%s", metrics)
 	}
 	_ = p.Close()
 	cancel()
