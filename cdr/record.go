@@ -98,7 +98,8 @@ func (p *Poster) encode(rec Record) (string, []byte, error) {
 // look inside: no Filter and no ID field of its own. ok=false asks for the
 // decoding path.
 func (p *Poster) encodeRaw(rec Record) (id string, body []byte, ok bool, err error) {
-	if p.cfg.Filter != nil || bytes.Contains(rec.JSON, p.idKey) {
+	// A \u escape could spell the ID field's name in a way Contains misses.
+	if p.cfg.Filter != nil || bytes.Contains(rec.JSON, p.idKey) || bytes.Contains(rec.JSON, []byte(`\u`)) {
 		return "", nil, false, nil
 	}
 	var buf bytes.Buffer
