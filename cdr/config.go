@@ -109,6 +109,13 @@ type Config struct {
 	// Retries is how many more times an endpoint is tried for one batch
 	// before failing over to the next; default 0, as in mod_json_cdr.
 	Retries int
+	// RejectRounds is how many rounds running every endpoint asked must
+	// refuse a request as malformed (400, 413, 415, 422) before its records
+	// are sent one by one and each one still refused is moved to the tail of
+	// the spool, to be retried when the queue comes round to it; default 3.
+	// Records are never dropped; this only keeps one bad record from holding
+	// up every record behind it.
+	RejectRounds int
 	// BackoffBase and BackoffMax shape the exponential backoff with full
 	// jitter between attempts and between rounds over all endpoints;
 	// defaults 100ms and 30s.
@@ -189,7 +196,7 @@ func (cfg Config) Validate() error {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"BatchSize", int64(cfg.BatchSize)}, {"Retries", int64(cfg.Retries)}, {"BreakerThreshold", int64(cfg.BreakerThreshold)},
+	}{{"BatchSize", int64(cfg.BatchSize)}, {"Retries", int64(cfg.Retries)}, {"RejectRounds", int64(cfg.RejectRounds)}, {"BreakerThreshold", int64(cfg.BreakerThreshold)},
 		{"SpoolMaxBytes", cfg.SpoolMaxBytes}, {"SegmentBytes", cfg.SegmentBytes}, {"MaxRecordBytes", int64(cfg.MaxRecordBytes)},
 		{"Linger", int64(cfg.Linger)}, {"Timeout", int64(cfg.Timeout)}, {"BackoffBase", int64(cfg.BackoffBase)},
 		{"BackoffMax", int64(cfg.BackoffMax)}, {"BreakerCooldown", int64(cfg.BreakerCooldown)}, {"BreakerMaxCooldown", int64(cfg.BreakerMaxCooldown)}} {
@@ -236,6 +243,9 @@ func (cfg Config) withDefaults() Config {
 	def(&cfg.BackoffMax, 30*time.Second)
 	def(&cfg.BreakerCooldown, 5*time.Second)
 	def(&cfg.BreakerMaxCooldown, 2*time.Minute)
+	if cfg.RejectRounds == 0 {
+		cfg.RejectRounds = 3
+	}
 	if cfg.BreakerThreshold == 0 {
 		cfg.BreakerThreshold = 3
 	}

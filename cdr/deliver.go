@@ -1,6 +1,8 @@
 package cdr
 
 import (
+	"errors"
+	"net/http"
 	"sync"
 	"time"
 
@@ -9,6 +11,28 @@ import (
 
 // maxRequestBytes bounds the bodies in one NDJSON batch.
 const maxRequestBytes = 8 << 20
+
+// outcome is how a deliver call ended.
+type outcome int
+
+const (
+	sent     outcome = iota // an endpoint answered 2xx
+	refused                 // every endpoint asked refused it as malformed, RejectRounds rounds running
+	stopping                // the Poster is closing
+)
+
+// refusal reports an answer saying the request itself is bad, which no
+// retry of the same bytes will change.
+func refusal(err error) (int, bool) {
+	var se *StatusError
+	if errors.As(err, &se) {
+		switch se.Code {
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+			return se.Code, true
+		}
+	}
+	return 0, false
+}
 
 // run is the delivery goroutine: it takes the oldest records from the
 // spool, delivers them (retrying and failing over until one endpoint says
@@ -46,37 +70,84 @@ func (p *Poster) run() {
 			continue
 		}
 		lingered = false
-		if !p.deliver(batch) {
+		switch p.deliver(batch) {
+		case stopping:
 			return
-		}
-		p.delivered.Add(uint64(len(batch)))
-		if err := p.spool.Ack(batch[len(batch)-1].End); err != nil {
-			// The records were delivered; at worst they are delivered again.
-			p.log.Warn("cdr: acknowledging in spool", "err", err)
+		case sent:
+			p.done(batch)
+		case refused:
+			if !p.isolate(batch) {
+				return
+			}
 		}
 	}
 }
 
-// deliver tries endpoints in order until one accepts the batch. It returns
-// false only when the Poster is closing.
-func (p *Poster) deliver(batch []spool.Entry) bool {
-	req, err := p.buildRequest(batch)
-	if err != nil {
-		p.log.Error("cdr: encoding request", "err", err)
-		return p.sleep(p.cfg.BackoffMax)
+// done acknowledges delivered records.
+func (p *Poster) done(batch []spool.Entry) {
+	p.delivered.Add(uint64(len(batch)))
+	if err := p.spool.Ack(batch[len(batch)-1].End); err != nil {
+		// The records were delivered; at worst they are delivered again.
+		p.log.Warn("cdr: acknowledging in spool", "err", err)
 	}
+}
+
+// isolate handles a refused batch: it sends the records one by one, and
+// moves each one still refused to the tail of the spool, so a record a
+// collector cannot take stops holding up the ones behind it. It is tried
+// again when the queue comes round to it; it is never dropped. isolate
+// returns false when the Poster is closing.
+func (p *Poster) isolate(batch []spool.Entry) bool {
+	for i := range batch {
+		one := batch[i : i+1]
+		if len(batch) > 1 {
+			switch p.deliver(one) {
+			case stopping:
+				return false
+			case sent:
+				p.done(one)
+				continue
+			}
+		}
+		if err := p.spool.Requeue(p.ctx, one[0].ID, one[0].Time, one[0].Body); err != nil {
+			// Cannot move it (spool full): it stays at the head.
+			p.log.Error("cdr: cannot move a refused record to the spool's tail", "id", one[0].ID, "err", err)
+			return p.sleep(p.cfg.BackoffMax)
+		}
+		p.requeued.Add(1)
+		p.log.Error("cdr: every collector refused a record; moved to the spool's tail", "id", one[0].ID)
+		if err := p.spool.Ack(one[0].End); err != nil {
+			p.log.Warn("cdr: acknowledging in spool", "err", err)
+		}
+	}
+	return true
+}
+
+// deliver tries endpoints in order until one accepts the batch.
+func (p *Poster) deliver(batch []spool.Entry) outcome {
+	req, err := p.buildRequest(batch)
+	for err != nil {
+		p.log.Error("cdr: encoding request", "err", err)
+		if !p.sleep(p.cfg.BackoffMax) {
+			return stopping
+		}
+		req, err = p.buildRequest(batch)
+	}
+	refusedRounds := 0
 	for round := 0; ; round++ {
 		anyAllowed := false
+		asked, refusals := 0, 0
 		for i, ep := range p.eps {
 			if !ep.br.allow(p.cfg.Now()) {
 				continue
 			}
 			anyAllowed = true
+			asked++
 			for try := 0; try <= p.cfg.Retries; try++ {
 				p.requests.Add(1)
 				err := p.send(p.ctx, ep, req)
 				if p.ctx.Err() != nil {
-					return false
+					return stopping
 				}
 				if err == nil {
 					ep.br.success()
@@ -84,19 +155,33 @@ func (p *Poster) deliver(batch []spool.Entry) bool {
 					if i > 0 {
 						p.failovers.Add(1)
 					}
-					return true
+					return sent
 				}
 				p.failures.Add(1)
 				ep.failures.Add(1)
+				if code, ok := refusal(err); ok {
+					// The endpoint is up and answering; the same bytes will
+					// not fare better on a retry here.
+					refusals++
+					p.log.Warn("cdr: collector refused the request", "url", ep.URL, "records", len(batch), "key", req.key, "status", code)
+					break
+				}
 				ep.br.failure(p.cfg.Now())
 				p.log.Warn("cdr: delivery failed", "url", ep.URL, "records", len(batch), "key", req.key, "try", try, "err", err)
 				if try == p.cfg.Retries || !ep.br.allow(p.cfg.Now()) {
 					break
 				}
 				if !p.sleep(p.backoff(try)) {
-					return false
+					return stopping
 				}
 			}
+		}
+		if asked > 0 && refusals == asked {
+			if refusedRounds++; refusedRounds >= p.cfg.RejectRounds {
+				return refused
+			}
+		} else {
+			refusedRounds = 0
 		}
 		wait := p.backoff(round)
 		if !anyAllowed || !p.anyAllowed() {
@@ -105,7 +190,7 @@ func (p *Poster) deliver(batch []spool.Entry) bool {
 			wait = p.earliestProbe() + p.jitter(p.cfg.BackoffBase)
 		}
 		if !p.sleep(wait) {
-			return false
+			return stopping
 		}
 	}
 }

@@ -128,3 +128,35 @@ func TestTLSWithCustomCA(t *testing.T) {
 		t.Fatal("not delivered with the custom CA")
 	}
 }
+
+func TestRefusedRecordMovesAsideNeverDropped(t *testing.T) {
+	checkNoLeaks(t)
+	a := newSink(t, ReceiverConfig{}, false)
+	b := newSink(t, ReceiverConfig{}, false)
+	a.mode.Store(modePoison)
+	b.mode.Store(modePoison)
+	cfg := fastConfig(t.TempDir(), a.srv.URL, b.srv.URL)
+	cfg.Format, cfg.BatchSize, cfg.RejectRounds = FormatNDJSON, 20, 2
+	p := newPoster(t, cfg)
+	for i := 0; i < 5; i++ {
+		post(t, p, fmt.Sprintf("g%d", i), nil)
+	}
+	post(t, p, "bad", map[string]any{"x": "poison"})
+	for i := 5; i < 10; i++ {
+		post(t, p, fmt.Sprintf("g%d", i), nil)
+	}
+	waitFor(t, 10*time.Second, "the records behind the refused one", func() bool { return a.count() == 10 })
+	if _, ok := a.record("bad"); ok {
+		t.Fatal("refused record delivered")
+	}
+	st := p.Stats()
+	if st.Requeued == 0 || st.SpoolBytes == 0 || b.requests.Load() == 0 {
+		t.Fatalf("want the refused record requeued and kept, both endpoints asked: %+v", st)
+	}
+	// The collector is fixed: the record that waited is delivered.
+	a.mode.Store(modeUp)
+	flush(t, p, 10*time.Second)
+	if _, ok := a.record("bad"); !ok || p.Stats().Delivered != 11 {
+		t.Fatalf("refused record not delivered after the fix: %+v", p.Stats())
+	}
+}

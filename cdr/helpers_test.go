@@ -1,7 +1,9 @@
 package cdr
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -17,6 +19,7 @@ const (
 	modeDown           // 503 without looking at the body
 	modeAckLost        // store the records, then answer 500 as if the reply was lost
 	modeRefuse         // close the connection without an answer
+	modePoison         // 400 for any request holding the word "poison"
 )
 
 // sink is a real HTTP collector on loopback built on Receiver, whose
@@ -60,6 +63,14 @@ func newSink(t *testing.T, cfg ReceiverConfig, tls bool) *sink {
 		case modeAckLost:
 			rcv.ServeHTTP(httptest.NewRecorder(), r)
 			http.Error(w, "lost", http.StatusInternalServerError)
+		case modePoison:
+			body, _ := io.ReadAll(r.Body)
+			if bytes.Contains(body, []byte("poison")) {
+				http.Error(w, "malformed", http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			rcv.ServeHTTP(w, r)
 		case modeRefuse:
 			if hj, ok := w.(http.Hijacker); ok {
 				if c, _, err := hj.Hijack(); err == nil {

@@ -34,7 +34,7 @@ type Poster struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	posted, delivered, requests, failures, failovers atomic.Uint64
+	posted, delivered, requests, failures, failovers, requeued atomic.Uint64
 }
 
 type endpoint struct {
@@ -170,6 +170,10 @@ type Stats struct {
 	Requests  uint64 // HTTP attempts
 	Failures  uint64 // failed attempts
 	Failovers uint64 // batches delivered by an endpoint other than the first
+	// Requeued counts records every collector refused (400, 413, 415, 422)
+	// RejectRounds rounds running, moved to the spool's tail to be retried
+	// later instead of holding up the records behind them.
+	Requeued uint64
 	Rejected  uint64 // Posts refused because the spool was full
 	// SpoolBytes and SpoolSegments describe the spool on disk.
 	SpoolBytes    int64
@@ -183,7 +187,7 @@ type Stats struct {
 func (p *Poster) Stats() Stats {
 	ss := p.spool.Stats()
 	st := Stats{Posted: p.posted.Load(), Delivered: p.delivered.Load(), Requests: p.requests.Load(),
-		Failures: p.failures.Load(), Failovers: p.failovers.Load(), Rejected: ss.Rejected,
+		Failures: p.failures.Load(), Failovers: p.failovers.Load(), Requeued: p.requeued.Load(), Rejected: ss.Rejected,
 		SpoolBytes: ss.Bytes, SpoolSegments: ss.Segments, SkippedBytes: ss.SkippedBytes}
 	now := p.cfg.Now()
 	for _, ep := range p.eps {

@@ -202,6 +202,23 @@ func (s *Spool) Changed() <-chan struct{} {
 // nothing was stored. If ctx ends while the entry is being written, the
 // entry may still be stored; retrying with the same ID is then safe.
 func (s *Spool) Append(ctx context.Context, id string, t time.Time, body []byte) error {
+	err := s.append(ctx, id, t, body, s.o.Block)
+	if errors.Is(err, ErrFull) {
+		s.mu.Lock()
+		s.stats.Rejected++
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// Requeue appends an entry taken from the head again, for the reader to
+// move it to the tail. It never waits for space, whatever Block says: the
+// reader is the one who frees it.
+func (s *Spool) Requeue(ctx context.Context, id string, t time.Time, body []byte) error {
+	return s.append(ctx, id, t, body, false)
+}
+
+func (s *Spool) append(ctx context.Context, id string, t time.Time, body []byte, block bool) error {
 	payload := EncodeEntry(id, t, body)
 	if len(payload) > s.o.MaxRecordBytes {
 		return fmt.Errorf("%w: entry of %d bytes > %d", ErrTooLarge, len(payload), s.o.MaxRecordBytes)
@@ -220,8 +237,7 @@ func (s *Spool) Append(ctx context.Context, id string, t time.Time, body []byte)
 			s.mu.Unlock()
 			break
 		}
-		if !s.o.Block {
-			s.stats.Rejected++
+		if !block {
 			s.mu.Unlock()
 			return fmt.Errorf("%w: %d of %d bytes used", ErrFull, s.total, s.o.MaxBytes)
 		}

@@ -203,6 +203,10 @@ func TestFullRejectsOrBlocks(t *testing.T) {
 	if err := s.Append(ctx, "blocked", time.Now(), []byte(`{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want a blocked append to time out, got %v", err)
 	}
+	// Requeue is the reader's own move; it must never wait for the reader.
+	if err := s.Requeue(context.Background(), "requeue", time.Now(), []byte(`{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)); !errors.Is(err, ErrFull) {
+		t.Fatalf("Requeue on a full blocking spool: %v", err)
+	}
 	done := make(chan error, 1)
 	go func() {
 		done <- s.Append(context.Background(), "waits", time.Now(), []byte(`{}`))
