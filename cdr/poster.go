@@ -174,7 +174,7 @@ type Stats struct {
 	// RejectRounds rounds running, moved to the spool's tail to be retried
 	// later instead of holding up the records behind them.
 	Requeued uint64
-	Rejected  uint64 // Posts refused because the spool was full
+	Rejected uint64 // Posts refused because the spool was full
 	// SpoolBytes and SpoolSegments describe the spool on disk.
 	SpoolBytes    int64
 	SpoolSegments int
