@@ -150,10 +150,12 @@ type Config struct {
 	HTTPClient *http.Client
 
 	Logger *slog.Logger
-	// Now is the clock; default time.Now.
+	// Now is the clock; default time.Now. Called from Post and from the
+	// delivery goroutine, so it must be safe for concurrent use.
 	Now func() time.Time
 	// NewID generates IDs for records posted without one; default 128
-	// random bits in hex.
+	// random bits in hex. Called concurrently by concurrent Posts; it must
+	// return IDs that are unique and valid in an HTTP header.
 	NewID func() string
 	// Seed seeds the backoff jitter; zero picks a random seed.
 	Seed uint64
