@@ -21,7 +21,12 @@ func victim(t *testing.T) (a, evil *cluster.TCP, got *recorder) {
 	clustertest.CheckLeaks(t)
 	addrs := freeLoopbackAddrs(t, 2)
 	a = startTCP(t, []cluster.NodeID{"a"}, nil, func(int) string { return addrs[0] }, nil)[0]
-	evil = startTCP(t, []cluster.NodeID{"evil"}, nil, func(int) string { return addrs[1] }, nil)[0]
+	// evil advertises a dead address, so a can never dial back and evil's
+	// own transport never opens a real connection that would supersede the
+	// forged one.
+	evil = startTCP(t, []cluster.NodeID{"evil"}, nil, func(int) string { return addrs[1] }, func(c *cluster.Config) {
+		c.Advertise = "127.0.0.1:1"
+	})[0]
 	got = &recorder{}
 	a.Handle(cluster.ChannelUser, got)
 	return a, evil, got

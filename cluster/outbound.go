@@ -94,6 +94,7 @@ func (p *peer) serveData(conn net.Conn, br *bufio.Reader) {
 		p.waiting = false
 		batch := p.pending
 		p.pending, p.spare = p.spare[:0], nil
+		p.queued = 0
 		p.mu.Unlock()
 
 		timeout := p.t.cfg.Profile.WriteTimeout

@@ -30,6 +30,7 @@ type peer struct {
 	spare    []byte // the writer's buffer between batches
 	seq      [256]uint64
 	sent     uint64 // messages queued
+	queued   uint64 // messages in pending
 	lastErr  string // the last dial error logged at Warn, to log each reason once
 	waiting  bool   // the data writer sleeps until kicked
 	stopping bool
@@ -99,7 +100,13 @@ func (p *peer) enqueue(ch Channel, payload []byte) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	p.seq[ch]++
+	p.seq[ch]++ // taken even when dropped, so the receiver sees the gap
+	if p.state == StateDown || p.state == StateLeft {
+		p.mu.Unlock()
+		p.dropped.Add(1)
+		p.t.stats.peerDown.Add(1)
+		return ErrPeerDown
+	}
 	if len(p.pending)+len(payload)+frameOverhead > p.t.cfg.QueueBytes {
 		p.mu.Unlock()
 		p.dropped.Add(1)
@@ -108,6 +115,7 @@ func (p *peer) enqueue(ch Channel, payload []byte) error {
 	}
 	p.pending = appendData(p.pending, ch, p.seq[ch], payload)
 	p.sent++
+	p.queued++
 	// Wake the writer only when it sleeps: while it writes, frames queued
 	// meanwhile go out in its next batch without a channel operation.
 	w := p.waiting
@@ -227,6 +235,13 @@ func (p *peer) setStateLocked(s State) {
 	p.since = p.t.cfg.Now()
 	if s != StateUp {
 		p.rise = 0
+	}
+	if s == StateDown || s == StateLeft {
+		// A dead peer's queue would only grow and go stale: drop it (the
+		// peer sees the gap when it is back and repairs).
+		p.dropped.Add(p.queued)
+		p.t.stats.peerDown.Add(p.queued)
+		p.pending, p.queued = p.pending[:0], 0
 	}
 	if s == StateDown {
 		// Both connections of a dead peer are stale: close them (below

@@ -155,7 +155,7 @@ func (t *TCP) Broadcast(ch Channel, payload []byte) error {
 	}
 	var first error
 	for _, p := range *peers {
-		if err := p.enqueue(ch, payload); err != nil && first == nil {
+		if err := p.enqueue(ch, payload); err != nil && first == nil && !errors.Is(err, ErrPeerDown) {
 			first = err
 		}
 	}
