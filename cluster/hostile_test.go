@@ -237,9 +237,17 @@ func TestJoinAtRunTime(t *testing.T) {
 	if err := a.RemovePeer("b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Send("b", cluster.ChannelUser, []byte("x")); !errors.Is(err, cluster.ErrUnknownPeer) {
-		t.Fatalf("Send to a removed peer returned %v", err)
+	// b still runs and keeps dialing a: it must not come back on its own.
+	for i := 0; i < 20; i++ {
+		if err := a.Send("b", cluster.ChannelUser, []byte("x")); !errors.Is(err, cluster.ErrUnknownPeer) {
+			t.Fatalf("Send to a removed peer returned %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	if err := a.AddPeer(cluster.Peer{ID: "b", Addr: addrs[1]}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 5*time.Second, func() bool { return a.Send("b", cluster.ChannelUser, []byte("back")) == nil }, "re-added peer unusable")
 }
 
 func TestWatchMembers(t *testing.T) {

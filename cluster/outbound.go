@@ -132,7 +132,7 @@ func (p *peer) serveHeartbeat(conn net.Conn, br *bufio.Reader) {
 			now := p.t.cfg.Now()
 			p.pong(now, now.Sub(p.t.start)-time.Duration(f.stamp))
 			return nil
-		})
+		}, nil)
 	})
 	defer func() {
 		conn.Close()

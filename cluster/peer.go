@@ -307,19 +307,15 @@ func (p *peer) detachInbound(gen uint64) {
 	p.rmu.Unlock()
 }
 
-// deliver hands a data frame to its channel's handler, in order, with the
-// gap since the previous one.
-func (p *peer) deliver(gen uint64, f frame) error {
+// deliverLocked hands a data frame to its channel's handler, in order,
+// with the gap since the previous one. The caller holds rmu and has checked
+// that its connection is the peer's current one.
+func (p *peer) deliverLocked(f frame) {
 	t := p.t
-	p.rmu.Lock()
-	defer p.rmu.Unlock()
-	if gen != p.inGen {
-		return errSuperseded
-	}
 	last := p.lastSeq[f.channel]
 	if f.seq <= last {
 		t.stats.duplicate.Add(1) // at most once: never deliver a number twice
-		return nil
+		return
 	}
 	p.lastSeq[f.channel] = f.seq
 	m := Message{From: p.id, Channel: f.channel, Seq: f.seq, Missed: f.seq - last - 1,
@@ -331,9 +327,8 @@ func (p *peer) deliver(gen uint64, f frame) error {
 	hb := t.handlers[f.channel].Load()
 	if hb == nil {
 		t.stats.unknownChannel.Add(1)
-		return nil
+		return
 	}
 	p.received++
 	hb.h.HandleMessage(m)
-	return nil
 }

@@ -46,6 +46,7 @@ type TCP struct {
 	snap    atomic.Pointer[map[NodeID]*peer]
 	conns   map[net.Conn]struct{} // accepted connections, closed by Close
 	streams map[StreamKind]*streamListener
+	removed map[NodeID]bool // refused until AddPeer adds them again
 	closed  bool
 
 	refusedMu sync.Mutex
@@ -79,6 +80,7 @@ func NewTCP(ctx context.Context, cfg Config) (*TCP, error) {
 		peers:   make(map[NodeID]*peer),
 		conns:   make(map[net.Conn]struct{}),
 		streams: make(map[StreamKind]*streamListener),
+		removed: make(map[NodeID]bool),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	advertise := cfg.Advertise
@@ -192,6 +194,7 @@ func (t *TCP) AddPeer(p Peer) error {
 	if t.closed {
 		return ErrClosed
 	}
+	delete(t.removed, p.ID)
 	if old, ok := t.peers[p.ID]; ok {
 		old.setAddr(p.Addr)
 		return nil
@@ -201,11 +204,16 @@ func (t *TCP) AddPeer(p Peer) error {
 }
 
 // RemovePeer forgets a peer: its queue is discarded, its connections closed,
-// and watchers see it leave.
+// and watchers see it leave. Its connections are refused from then on, so a
+// removed node that still runs cannot join again by connecting; AddPeer
+// lets it back.
 func (t *TCP) RemovePeer(id NodeID) error {
 	t.mu.Lock()
 	p, ok := t.peers[id]
 	delete(t.peers, id)
+	if ok {
+		t.removed[id] = true
+	}
 	t.publishPeersLocked()
 	t.mu.Unlock()
 	if !ok {
@@ -405,6 +413,11 @@ func (t *TCP) handshakeFailed(remote string, err error) {
 // heartbeats.
 func (t *TCP) serveInbound(conn, raw net.Conn, br *bufio.Reader, res handshakeResult, kind StreamKind) {
 	t.mu.Lock()
+	if t.removed[res.id] {
+		t.mu.Unlock()
+		t.log.Debug("cluster: refused a connection from a removed peer", "peer", string(res.id))
+		return
+	}
 	p, ok := t.peers[res.id]
 	if !ok && !t.closed {
 		if res.addr == "" {
@@ -445,8 +458,10 @@ const readBufSize = 64 << 10
 
 // readFrames reads length-prefixed frames from br and calls fn with each
 // body. A frame over the cap closes the connection; fn's error ends the
-// loop; so does silence longer than idle, unless idle is 0.
-func (t *TCP) readFrames(conn net.Conn, br *bufio.Reader, idle time.Duration, fn func(body []byte) error) error {
+// loop; so does silence longer than idle, unless idle is 0. beforeWait, when
+// set, runs before every read that may block (so a caller can release what
+// it holds while frames come back to back).
+func (t *TCP) readFrames(conn net.Conn, br *bufio.Reader, idle time.Duration, fn func(body []byte) error, beforeWait func()) error {
 	maxLen := t.cfg.MaxMessageSize + frameOverhead
 	var big []byte
 	var lastDeadline time.Time
@@ -459,9 +474,14 @@ func (t *TCP) readFrames(conn net.Conn, br *bufio.Reader, idle time.Duration, fn
 				lastDeadline = now
 			}
 		}
-		if br.Buffered() < lenPrefix && bytes > 0 {
-			t.stats.bytesReceived.Add(bytes)
-			bytes = 0
+		if br.Buffered() < lenPrefix {
+			if beforeWait != nil {
+				beforeWait()
+			}
+			if bytes > 0 {
+				t.stats.bytesReceived.Add(bytes)
+				bytes = 0
+			}
 		}
 		hdr, err := br.Peek(lenPrefix)
 		if err != nil {
@@ -471,6 +491,9 @@ func (t *TCP) readFrames(conn net.Conn, br *bufio.Reader, idle time.Duration, fn
 		if n > maxLen {
 			t.stats.oversize.Add(1)
 			return fmt.Errorf("%w: frame of %d bytes exceeds the cap of %d", ErrTooLarge, n, maxLen)
+		}
+		if br.Buffered() < lenPrefix+n && beforeWait != nil {
+			beforeWait()
 		}
 		var body []byte
 		if lenPrefix+n <= br.Size() {
@@ -515,12 +538,23 @@ func (t *TCP) answerPings(conn net.Conn, br *bufio.Reader) error {
 		conn.SetWriteDeadline(time.Now().Add(t.cfg.Profile.WriteTimeout))
 		_, err = conn.Write(appendStamp(pong[:0], framePong, f.stamp))
 		return err
-	})
+	}, nil)
 }
 
 // readInbound delivers a peer's data frames. The data connection carries no
 // heartbeats, so it has no idle limit: liveness closes it when the peer dies.
+//
+// The peer's receive lock is taken once for a run of frames that are
+// already buffered and released before any read that may block.
 func (t *TCP) readInbound(p *peer, conn net.Conn, br *bufio.Reader, gen uint64) error {
+	locked := false
+	release := func() {
+		if locked {
+			p.rmu.Unlock()
+			locked = false
+		}
+	}
+	defer release()
 	return t.readFrames(conn, br, 0, func(body []byte) error {
 		f, err := decodeBody(body)
 		if err != nil {
@@ -529,14 +563,22 @@ func (t *TCP) readInbound(p *peer, conn net.Conn, br *bufio.Reader, gen uint64) 
 		}
 		switch f.typ {
 		case frameData:
-			return p.deliver(gen, f)
+			if !locked {
+				p.rmu.Lock()
+				locked = true
+				if gen != p.inGen {
+					return errSuperseded // a newer connection of the peer took over
+				}
+			}
+			p.deliverLocked(f)
 		case frameGoodbye:
+			release()
 			p.goodbye()
 		default:
 			t.stats.malformed.Add(1)
 		}
 		return nil
-	})
+	}, release)
 }
 
 // dialStream connects to addr, runs TLS and the handshake for kind. want,
