@@ -285,4 +285,3 @@ func (t *TCP) isClosed() bool {
 	defer t.mu.RUnlock()
 	return t.closed
 }
-
