@@ -74,6 +74,30 @@ func (ls *leaderState) alive(id cluster.NodeID) bool {
 	return p != nil && ls.n.cfg.Now().Sub(p.lastAck) < ls.n.cfg.Lease
 }
 
+// betterUnknown reports whether a candidate ranked above to has neither
+// renewed with this leader nor been silent for ReassignDelay: right after an
+// election the leader has not heard everyone yet, and an unowned resource
+// should wait briefly for its primary rather than land on a standby.
+// The listed candidates count even before they registered as members.
+func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) bool {
+	cands := r.Candidates
+	if len(cands) == 0 {
+		cands = s.ownerCandidates(r)
+	}
+	for _, c := range cands {
+		if c == to {
+			return false
+		}
+		if m, ok := s.members[c]; ok && m.Role == RoleArbiter {
+			continue
+		}
+		if !ls.alive(c) && !ls.dead(c) {
+			return true
+		}
+	}
+	return false
+}
+
 type verified struct {
 	batch []renewal
 	err   error
@@ -196,7 +220,7 @@ func (n *Node) reassign(ls *leaderState) {
 						continue // the old owner may still be acting
 					}
 				}
-				if to != "" {
+				if to != "" && !ls.betterUnknown(s, r, to) {
 					c = &command{Kind: cmdAssign, Name: r.Name, FromEpoch: r.Epoch, To: to}
 				}
 			case ls.dead(r.Owner):
