@@ -65,8 +65,8 @@ type testCluster struct {
 	peers []Peer
 	tune  func(*Config)
 
-	mu    sync.Mutex
-	cuts  map[[2]cluster.NodeID]bool
+	mu   sync.Mutex
+	cuts map[[2]cluster.NodeID]bool
 }
 
 func newTestCluster(t testing.TB, ids []cluster.NodeID, roles map[cluster.NodeID]Role, tune func(*Config)) *testCluster {
@@ -392,8 +392,14 @@ func startActors(c *testCluster, ds *downstream, resources []string, maxPause ti
 						continue
 					}
 					ds.observe(res, observation{node: id, epoch: e, start: start, end: end})
-					if maxPause > 0 && rnd.Intn(20) == 0 {
+					switch {
+					case maxPause > 0 && rnd.Intn(20) == 0:
 						time.Sleep(time.Duration(rnd.Int63n(int64(maxPause))))
+					case maxPause > 0 && rnd.Intn(400) == 0:
+						// A pause far beyond P breaks the stated
+						// assumption: only the downstream's epoch
+						// check stops this stale action.
+						time.Sleep(20 * maxPause)
 					}
 					ds.act(res, e)
 				}

@@ -1,0 +1,5 @@
+//go:build !soak
+
+package raftowner
+
+const soakMinRounds = 0
