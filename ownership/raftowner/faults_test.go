@@ -1,44 +1,44 @@
-package raftowner
+package raftowner_test
 
 import (
 	"flag"
 	"fmt"
 	"math/rand"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/cluster/clustertest"
 	"github.com/sipha/sipha/ownership"
+	"github.com/sipha/sipha/ownership/ownershiptest"
+	"github.com/sipha/sipha/ownership/raftowner"
 )
 
 var (
-	faultBudget = flag.Duration("ownership.budget", 0, "wall time for TestRandomFaults rounds (default 15s, 0 rounds minimum; soak: 1000 rounds minimum)")
-	faultSeed   = flag.Int64("ownership.seed", 0, "run only the TestRandomFaults round with this seed (replays its fault schedule)")
+	faultBudget = flag.Duration("ownership.budget", 0, "wall time for TestRandomFaults (default 20s; under -tags soak at least 1000 rounds run)")
+	faultSeed   = flag.Int64("ownership.seed", 0, "run only the TestRandomFaults round with this seed, replaying its fault schedule")
 )
 
 // faultStats sums what the rounds did.
 type faultStats struct {
-	mu             sync.Mutex
-	rounds         int
-	minorityOwner  int // rounds where a partition left a holder in the minority
-	faults         map[string]int
-	rejected       int
-	epochsObserved int
+	rounds, minorityOwner, rejected, epochs int
+	faults                                  map[string]int
 }
 
-// TestRandomFaults runs randomized fault schedules (symmetric partitions,
-// one-way cuts, blackholes, clock-rate skew within ε, kills and restarts)
-// on 3 and 5 nodes while actors on every node act as owner whenever Held
-// says so, through a downstream that fences by epoch. Every round checks:
-// no two nodes held one resource at overlapping times, each epoch had one
-// holder, and once the faults heal every resource is held again.
+// TestRandomFaults runs randomized fault schedules on 3 and 5 nodes over
+// the real TCP transport on clustertest's network: symmetric partitions,
+// one-way cuts, silent blackholes, clock-rate skew within ε (and offsets of
+// up to an hour, which must not matter), kills and restarts with the same
+// data directory. Actors on every node act as owner whenever Held says so,
+// pausing now and then (within P, and rarely far beyond it), through a
+// downstream that fences by epoch. Each round checks that no two nodes held
+// a resource at overlapping times, that each epoch had one holder, and that
+// once the faults heal every resource is held again.
 func TestRandomFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("randomized fault rounds skipped in -short mode")
 	}
-	budget, minRounds := 15*time.Second, soakMinRounds
+	budget := 20 * time.Second
 	if *faultBudget > 0 {
 		budget = *faultBudget
 	}
@@ -49,39 +49,39 @@ func TestRandomFaults(t *testing.T) {
 	}
 	base := time.Now().UnixNano() % 1e9
 	start := time.Now()
-	for i := 0; time.Since(start) < budget || i < minRounds; i++ {
+	for i := 0; time.Since(start) < budget || i < soakMinRounds; i++ {
 		seed := base + int64(i)
-		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runFaultRound(t, seed, st) })
-		if !ok {
-			t.Fatalf("round failed; replay with: go test -race -run 'TestRandomFaults' -ownership.seed=%d ./ownership/raftowner", seed)
+		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runFaultRound(t, seed, st) }) {
+			t.Fatalf("replay the failed round with: go test -race -run 'TestRandomFaults' -ownership.seed=%d ./ownership/raftowner", seed)
 		}
 	}
-	t.Logf("%d rounds in %v; %d put a holder in a partition's minority; faults %v; %d stale actions rejected downstream; %d distinct epochs held",
-		st.rounds, time.Since(start).Round(time.Second), st.minorityOwner, st.faults, st.rejected, st.epochsObserved)
+	t.Logf("%d rounds in %v; %d put a holder in a partition's minority; faults %v; %d stale actions rejected downstream; %d epochs held",
+		st.rounds, time.Since(start).Round(time.Second), st.minorityOwner, st.faults, st.rejected, st.epochs)
 }
 
 func runFaultRound(t *testing.T, seed int64, st *faultStats) {
 	t.Logf("seed %d", seed)
-	base := runtime.NumGoroutine()
+	clustertest.CheckLeaks(t)
 	rnd := rand.New(rand.NewSource(seed))
-	size := 3
-	if rnd.Intn(2) == 0 {
-		size = 5
-	}
+	size := 3 + 2*rnd.Intn(2)
 	ids := make([]cluster.NodeID, size)
+	names := make([]string, size)
 	for i := range ids {
 		ids[i] = cluster.NodeID(fmt.Sprintf("n%d", i+1))
+		names[i] = string(ids[i])
 	}
 	const eps = 0.01
-	c := newTestCluster(t, ids, nil, func(cfg *Config) {
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: ids, Seed: seed, Tune: func(cfg *raftowner.Config) {
 		cfg.HoldDown = 300 * time.Millisecond
 		cfg.ClockDrift = eps
-	})
-	defer checkGoroutines(t, base)
-	defer c.close()
-	// Each clock runs within ±ε/2 of real time, so any two differ by < ε.
-	for _, id := range ids {
-		c.nodes[id].clock.set(1 + eps*(rnd.Float64()-0.5))
+	}})
+	// Each clock runs within ±ε/2 of true time, so any two differ by < ε.
+	skew := func(id string) {
+		off := time.Duration(rnd.Int63n(int64(2*time.Hour))) - time.Hour
+		c.Net.Host(id).SetClock(off, 1+eps*(rnd.Float64()-0.5))
+	}
+	for _, id := range names {
+		skew(id)
 	}
 	var res []string
 	for i := 0; i < 3; i++ {
@@ -92,103 +92,86 @@ func runFaultRound(t *testing.T, seed int64, st *faultStats) {
 		if rnd.Intn(2) == 0 {
 			pol = ownership.Preferred
 		}
-		c.ensure(ownership.Spec{Name: name, Candidates: cands[:1+rnd.Intn(len(cands))], Policy: pol})
+		c.Ensure(ownership.Spec{Name: name, Candidates: cands[:1+rnd.Intn(len(cands))], Policy: pol})
 		res = append(res, name)
 	}
 	for _, r := range res {
-		c.waitHolder(r, 15*time.Second, nil)
+		c.WaitHolder(r, wait, nil)
 	}
-	ds := newDownstream()
-	acts := startActors(c, ds, res, c.anyNode().cfg.MaxPause, seed)
-	actorsStopped := false
-	defer func() {
-		if !actorsStopped {
-			acts.stop()
-		}
-	}()
+	h := ownershiptest.NewHistory()
+	acts := ownershiptest.StartActors(c, h, res, c.Any().Config().MaxPause, seed)
+	defer acts.Stop()
 
 	killed := map[cluster.NodeID]bool{}
 	minority := false
-	steps := 3 + rnd.Intn(4)
-	for s := 0; s < steps; s++ {
+	for steps := 3 + rnd.Intn(4); steps > 0; steps-- {
 		kind := []string{"partition", "oneway", "blackhole", "kill", "restart", "skew", "heal"}[rnd.Intn(7)]
 		switch kind {
 		case "partition":
 			perm := rnd.Perm(size)
 			small := 1 + rnd.Intn((size-1)/2)
+			var a, b []string
 			side := map[cluster.NodeID]bool{}
-			for _, i := range perm[:small] {
-				side[ids[i]] = true
+			for k, i := range perm {
+				if k < small {
+					a = append(a, names[i])
+					side[ids[i]] = true
+				} else {
+					b = append(b, names[i])
+				}
 			}
 			for _, r := range res {
-				if h, _, n := c.holder(r); n == 1 && side[h] {
+				if id, _, n := c.Holder(r); n == 1 && side[id] {
 					minority = true
 				}
 			}
-			for _, a := range ids {
-				for _, b := range ids {
-					if a != b && side[a] != side[b] {
-						c.cut(a, b)
-					}
-				}
-			}
+			c.Net.Partition(a, b)
 		case "oneway":
 			p := rnd.Perm(size)
-			c.cut(ids[p[0]], ids[p[1]])
+			c.Net.Cut(names[p[0]], names[p[1]])
 		case "blackhole":
-			c.isolate(ids[rnd.Intn(size)])
+			c.Net.Blackhole(names[rnd.Intn(size)])
 		case "kill":
 			id := ids[rnd.Intn(size)]
-			c.kill(id)
+			c.Kill(id)
 			killed[id] = true
 		case "restart":
 			for _, id := range ids {
 				if killed[id] {
-					c.start(id)
+					c.Start(id)
 					delete(killed, id)
 				}
 			}
 		case "skew":
-			c.nodes[ids[rnd.Intn(size)]].clock.set(1 + eps*(rnd.Float64()-0.5))
+			skew(names[rnd.Intn(size)])
 		case "heal":
-			c.heal()
+			c.Net.Heal()
 		}
-		st.mu.Lock()
 		st.faults[kind]++
-		st.mu.Unlock()
 		time.Sleep(time.Duration(100+rnd.Intn(500)) * time.Millisecond)
 	}
-	c.heal()
+	c.Net.Heal()
 	for _, id := range ids {
 		if killed[id] {
-			c.start(id)
+			c.Start(id)
 		}
 	}
 	for _, r := range res {
-		c.waitHolder(r, 20*time.Second, nil)
+		c.WaitHolder(r, 30*time.Second, nil)
 	}
-	acts.stop()
-	actorsStopped = true
-	if v := ds.violations(); len(v) > 0 {
+	acts.Stop()
+	if v := h.Violations(); len(v) > 0 {
 		t.Fatalf("ownership overlapped (seed %d):\n%v", seed, v)
 	}
 	for _, r := range res {
-		if ds.accepted[r] == 0 {
+		if h.Accepted(r) == 0 {
 			t.Errorf("no action on %s was ever accepted", r)
 		}
 	}
-	st.mu.Lock()
 	st.rounds++
 	if minority {
 		st.minorityOwner++
 	}
-	st.rejected += ds.rejected
-	for _, o := range ds.obs {
-		seen := map[ownership.Epoch]bool{}
-		for _, x := range o {
-			seen[x.epoch] = true
-		}
-		st.epochsObserved += len(seen)
-	}
-	st.mu.Unlock()
+	st.rejected += h.Rejected()
+	st.epochs += h.Epochs()
 }

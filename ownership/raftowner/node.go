@@ -345,3 +345,17 @@ func isClosed(err error) bool {
 }
 
 var _ ownership.Manager = (*Node)(nil)
+
+// IsLeader reports whether this node is the Raft leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Config returns the node's configuration with defaults filled in.
+func (n *Node) Config() Config { return n.cfg }
+
+// Ready reports whether this node holds a valid lease now, so it can hold
+// resources. An arbiter never does.
+func (n *Node) Ready() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.closed && n.leaseValidLocked()
+}

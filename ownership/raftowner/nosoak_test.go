@@ -1,5 +1,5 @@
 //go:build !soak
 
-package raftowner
+package raftowner_test
 
 const soakMinRounds = 0

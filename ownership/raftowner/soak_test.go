@@ -1,6 +1,6 @@
 //go:build soak
 
-package raftowner
+package raftowner_test
 
 // soakMinRounds is the least number of TestRandomFaults rounds under
 // -tags soak.

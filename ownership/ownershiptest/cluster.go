@@ -1,0 +1,286 @@
+package ownershiptest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/cluster/clustertest"
+	"github.com/sipha/sipha/ownership"
+	"github.com/sipha/sipha/ownership/raftowner"
+)
+
+// Port is the cluster port every test node listens on ("n1:7946").
+const Port = "7946"
+
+// Config configures a test cluster.
+type Config struct {
+	// Nodes names the nodes; required. They bootstrap together.
+	Nodes []cluster.NodeID
+	// Roles gives nodes a role other than raftowner.RoleNode.
+	Roles map[cluster.NodeID]raftowner.Role
+	// Seed seeds the network's random choices.
+	Seed int64
+	// Tune adjusts each node's raftowner config before it starts.
+	Tune func(*raftowner.Config)
+	// Logger receives the nodes' logs; default discards.
+	Logger *slog.Logger
+}
+
+// Cluster is a running test cluster. Its methods may be called from any
+// goroutine.
+type Cluster struct {
+	// Net is the network; its hosts are named after the nodes.
+	Net *clustertest.Network
+
+	t      testing.TB
+	cfg    Config
+	peers  []raftowner.Peer
+	secret []byte
+
+	mu    sync.Mutex
+	nodes map[cluster.NodeID]*member
+	ids   []cluster.NodeID
+}
+
+type member struct {
+	id   cluster.NodeID
+	role raftowner.Role
+	dir  string
+	tcp  *cluster.TCP
+	node *raftowner.Node
+}
+
+// Addr is the cluster address of a test node.
+func Addr(id cluster.NodeID) string { return string(id) + ":" + Port }
+
+// New starts the cluster and closes it when the test ends.
+func New(t testing.TB, cfg Config) *Cluster {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Cluster{Net: clustertest.NewNetwork(cfg.Seed), t: t, cfg: cfg,
+		secret: []byte("ownershiptest-secret-0123456789"), nodes: map[cluster.NodeID]*member{}}
+	dir := t.TempDir()
+	for _, id := range cfg.Nodes {
+		c.peers = append(c.peers, raftowner.Peer{ID: id, Addr: Addr(id)})
+		c.nodes[id] = &member{id: id, role: cfg.Roles[id], dir: filepath.Join(dir, string(id))}
+		c.ids = append(c.ids, id)
+	}
+	t.Cleanup(c.Close)
+	for _, id := range cfg.Nodes {
+		c.Start(id)
+	}
+	c.WaitReady(30 * time.Second)
+	return c
+}
+
+// WaitReady waits until there is a leader and every running node that may
+// own resources holds a valid lease, so the next Ensure lands on the
+// primary rather than on whoever renewed first.
+func (c *Cluster) WaitReady(timeout time.Duration) {
+	c.t.Helper()
+	WaitFor(c.t, timeout, "a leader and every node's lease", func() bool {
+		if c.Leader() == "" {
+			return false
+		}
+		for _, id := range c.ids {
+			c.mu.Lock()
+			m := c.nodes[id]
+			c.mu.Unlock()
+			if n := c.Node(id); n != nil && m.role != raftowner.RoleArbiter && !n.Ready() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// IDs lists the nodes in the order given.
+func (c *Cluster) IDs() []cluster.NodeID { return append([]cluster.NodeID(nil), c.ids...) }
+
+// Start starts a stopped node (with its data directory as it was left).
+func (c *Cluster) Start(id cluster.NodeID) {
+	c.t.Helper()
+	if err := c.start(id); err != nil {
+		c.t.Fatalf("ownershiptest: start %s: %v", id, err)
+	}
+}
+
+func (c *Cluster) start(id cluster.NodeID) error {
+	c.mu.Lock()
+	m := c.nodes[id]
+	c.mu.Unlock()
+	if m == nil {
+		return fmt.Errorf("unknown node %s", id)
+	}
+	if m.node != nil {
+		return fmt.Errorf("running")
+	}
+	c.Net.Restart(string(id))
+	host := c.Net.Host(string(id))
+	var peers []cluster.Peer
+	for _, p := range c.peers {
+		if p.ID != id {
+			peers = append(peers, cluster.Peer{ID: p.ID, Addr: p.Addr})
+		}
+	}
+	log := c.cfg.Logger.With("node", id)
+	tcp, err := cluster.NewTCP(context.Background(), cluster.Config{ID: id, Listen: Addr(id), Peers: peers,
+		Secret: c.secret, Network: host, Now: host.Now, Logger: log})
+	if err != nil {
+		return err
+	}
+	rt, err := raftowner.NewStreamTransport(tcp, 0, nil)
+	if err != nil {
+		tcp.Close()
+		return err
+	}
+	cfg := raftowner.Config{ID: id, Addr: Addr(id), Role: m.role, DataDir: m.dir, Peers: c.peers, Now: host.Now, Logger: log}
+	if c.cfg.Tune != nil {
+		c.cfg.Tune(&cfg)
+	}
+	n, err := raftowner.New(tcp, rt, cfg)
+	if err != nil {
+		tcp.Close()
+		return err
+	}
+	c.mu.Lock()
+	m.tcp, m.node = tcp, n
+	c.mu.Unlock()
+	return nil
+}
+
+// Kill crashes a node: its host dies on the network at once (peers see
+// resets, nothing more leaves it), then its process stops.
+func (c *Cluster) Kill(id cluster.NodeID) {
+	c.mu.Lock()
+	m := c.nodes[id]
+	n, tcp := m.node, m.tcp
+	m.node, m.tcp = nil, nil
+	c.mu.Unlock()
+	if n == nil {
+		return
+	}
+	c.Net.Kill(string(id))
+	n.Close()
+	tcp.Close()
+}
+
+// Stop stops a node gracefully with raftowner's Shutdown (handing its
+// resources over), then closes its transport.
+func (c *Cluster) Stop(ctx context.Context, id cluster.NodeID) error {
+	c.mu.Lock()
+	m := c.nodes[id]
+	n, tcp := m.node, m.tcp
+	m.node, m.tcp = nil, nil
+	c.mu.Unlock()
+	if n == nil {
+		return nil
+	}
+	err := n.Shutdown(ctx)
+	tcp.Close()
+	c.Net.Kill(string(id))
+	return err
+}
+
+// Close stops every node and the network. It is idempotent.
+func (c *Cluster) Close() {
+	for _, id := range c.ids {
+		c.Kill(id)
+	}
+	c.Net.Close()
+}
+
+// Node returns a running node, or nil.
+func (c *Cluster) Node(id cluster.NodeID) *raftowner.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.nodes[id]; m != nil {
+		return m.node
+	}
+	return nil
+}
+
+// Any returns some running node.
+func (c *Cluster) Any() *raftowner.Node {
+	for _, id := range c.ids {
+		if n := c.Node(id); n != nil {
+			return n
+		}
+	}
+	return nil
+}
+
+// Leader returns the node that is Raft leader now, or "".
+func (c *Cluster) Leader() cluster.NodeID {
+	for _, id := range c.ids {
+		if n := c.Node(id); n != nil && n.IsLeader() {
+			return id
+		}
+	}
+	return ""
+}
+
+// Holder reports which running node holds res (the last one found) and
+// how many do.
+func (c *Cluster) Holder(res string) (cluster.NodeID, ownership.Epoch, int) {
+	var id cluster.NodeID
+	var e ownership.Epoch
+	count := 0
+	for _, x := range c.ids {
+		if n := c.Node(x); n != nil {
+			if ep, ok := n.Held(res); ok {
+				id, e = x, ep
+				count++
+			}
+		}
+	}
+	return id, e, count
+}
+
+// WaitHolder waits until exactly one node holds res and ok (if not nil)
+// accepts it.
+func (c *Cluster) WaitHolder(res string, timeout time.Duration, ok func(cluster.NodeID) bool) (cluster.NodeID, ownership.Epoch) {
+	c.t.Helper()
+	var id cluster.NodeID
+	var e ownership.Epoch
+	WaitFor(c.t, timeout, "a holder of "+res, func() bool {
+		var n int
+		id, e, n = c.Holder(res)
+		return n == 1 && (ok == nil || ok(id))
+	})
+	return id, e
+}
+
+// Ensure registers a resource through some running node.
+func (c *Cluster) Ensure(spec ownership.Spec) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := c.Any().Ensure(ctx, spec); err != nil {
+		c.t.Fatalf("ownershiptest: ensure %s: %v", spec.Name, err)
+	}
+}
+
+// Isolate cuts a node off in both directions (a silent blackhole).
+func (c *Cluster) Isolate(id cluster.NodeID) { c.Net.Blackhole(string(id)) }
+
+// WaitFor polls cond every few milliseconds until it holds, failing the
+// test after timeout.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("ownershiptest: timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
