@@ -52,6 +52,7 @@ type member struct {
 	id   cluster.NodeID
 	role raftowner.Role
 	dir  string
+	via  []cluster.NodeID // joins through these instead of bootstrapping
 	tcp  *cluster.TCP
 	node *raftowner.Node
 }
@@ -90,7 +91,7 @@ func (c *Cluster) WaitReady(timeout time.Duration) {
 		if c.Leader() == "" {
 			return false
 		}
-		for _, id := range c.ids {
+		for _, id := range c.IDs() {
 			c.mu.Lock()
 			m := c.nodes[id]
 			c.mu.Unlock()
@@ -102,8 +103,12 @@ func (c *Cluster) WaitReady(timeout time.Duration) {
 	})
 }
 
-// IDs lists the nodes in the order given.
-func (c *Cluster) IDs() []cluster.NodeID { return append([]cluster.NodeID(nil), c.ids...) }
+// IDs lists the nodes in the order given, then the added ones.
+func (c *Cluster) IDs() []cluster.NodeID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]cluster.NodeID(nil), c.ids...)
+}
 
 // Start starts a stopped node (with its data directory as it was left).
 func (c *Cluster) Start(id cluster.NodeID) {
@@ -131,6 +136,12 @@ func (c *Cluster) start(id cluster.NodeID) error {
 			peers = append(peers, cluster.Peer{ID: p.ID, Addr: p.Addr})
 		}
 	}
+	if m.via != nil {
+		peers = nil
+		for _, v := range m.via {
+			peers = append(peers, cluster.Peer{ID: v, Addr: Addr(v)})
+		}
+	}
 	log := c.cfg.Logger.With("node", id)
 	tcp, err := cluster.NewTCP(context.Background(), cluster.Config{ID: id, Listen: Addr(id), Peers: peers,
 		Secret: c.secret, Network: host, Now: host.Now, Logger: log})
@@ -142,10 +153,8 @@ func (c *Cluster) start(id cluster.NodeID) error {
 		tcp.Close()
 		return err
 	}
-	cfg := raftowner.Config{ID: id, Addr: Addr(id), Role: m.role, DataDir: m.dir, Peers: c.peers, Now: host.Now, Logger: log}
-	if c.cfg.Tune != nil {
-		c.cfg.Tune(&cfg)
-	}
+	cfg := c.config(m)
+	cfg.Now, cfg.Logger = host.Now, log
 	n, err := raftowner.New(tcp, rt, cfg)
 	if err != nil {
 		tcp.Close()
@@ -155,6 +164,51 @@ func (c *Cluster) start(id cluster.NodeID) error {
 	m.tcp, m.node = tcp, n
 	c.mu.Unlock()
 	return nil
+}
+
+func (c *Cluster) config(m *member) raftowner.Config {
+	cfg := raftowner.Config{ID: m.id, Addr: Addr(m.id), Role: m.role, DataDir: m.dir, Peers: c.peers}
+	if m.via != nil {
+		cfg.Peers, cfg.Join, cfg.JoinVia = nil, true, m.via
+	}
+	if c.cfg.Tune != nil {
+		c.cfg.Tune(&cfg)
+	}
+	return cfg
+}
+
+// Add starts a new node with an empty data directory that joins the
+// running cluster through the nodes in via (the leader adds it to Raft as
+// a voter, or a non-voter for a spare).
+func (c *Cluster) Add(id cluster.NodeID, role raftowner.Role, via ...cluster.NodeID) {
+	c.t.Helper()
+	c.mu.Lock()
+	if c.nodes[id] != nil {
+		c.mu.Unlock()
+		c.t.Fatalf("ownershiptest: add %s: exists", id)
+	}
+	c.nodes[id] = &member{id: id, role: role, dir: filepath.Join(c.t.TempDir(), string(id)), via: via}
+	c.ids = append(c.ids, id)
+	c.mu.Unlock()
+	c.Start(id)
+}
+
+// Recover runs raftowner.Recover on a stopped node's data directory so
+// that survivors alone form the cluster (see raftowner.Recover).
+func (c *Cluster) Recover(id cluster.NodeID, survivors ...cluster.NodeID) error {
+	c.mu.Lock()
+	m := c.nodes[id]
+	c.mu.Unlock()
+	if m == nil || m.node != nil {
+		return fmt.Errorf("ownershiptest: recover %s: unknown or running", id)
+	}
+	var peers []raftowner.Peer
+	for _, s := range survivors {
+		peers = append(peers, raftowner.Peer{ID: s, Addr: Addr(s)})
+	}
+	cfg := c.config(m)
+	cfg.Join, cfg.JoinVia = false, nil
+	return raftowner.Recover(cfg, peers)
 }
 
 // Kill crashes a node: its host dies on the network at once (peers see
@@ -192,7 +246,7 @@ func (c *Cluster) Stop(ctx context.Context, id cluster.NodeID) error {
 
 // Close stops every node and the network. It is idempotent.
 func (c *Cluster) Close() {
-	for _, id := range c.ids {
+	for _, id := range c.IDs() {
 		c.Kill(id)
 	}
 	c.Net.Close()
@@ -210,7 +264,7 @@ func (c *Cluster) Node(id cluster.NodeID) *raftowner.Node {
 
 // Any returns some running node.
 func (c *Cluster) Any() *raftowner.Node {
-	for _, id := range c.ids {
+	for _, id := range c.IDs() {
 		if n := c.Node(id); n != nil {
 			return n
 		}
@@ -220,7 +274,7 @@ func (c *Cluster) Any() *raftowner.Node {
 
 // Leader returns the node that is Raft leader now, or "".
 func (c *Cluster) Leader() cluster.NodeID {
-	for _, id := range c.ids {
+	for _, id := range c.IDs() {
 		if n := c.Node(id); n != nil && n.IsLeader() {
 			return id
 		}
@@ -234,7 +288,7 @@ func (c *Cluster) Holder(res string) (cluster.NodeID, ownership.Epoch, int) {
 	var id cluster.NodeID
 	var e ownership.Epoch
 	count := 0
-	for _, x := range c.ids {
+	for _, x := range c.IDs() {
 		if n := c.Node(x); n != nil {
 			if ep, ok := n.Held(res); ok {
 				id, e = x, ep
