@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func New(t testing.TB, cfg Config) *Cluster {
 // primary rather than on whoever renewed first.
 func (c *Cluster) WaitReady(timeout time.Duration) {
 	c.t.Helper()
-	WaitFor(c.t, timeout, "a leader and every node's lease", func() bool {
+	c.waitFor(timeout, "a leader and every node's lease", func() bool {
 		if c.Leader() == "" {
 			return false
 		}
@@ -305,7 +306,7 @@ func (c *Cluster) WaitHolder(res string, timeout time.Duration, ok func(cluster.
 	c.t.Helper()
 	var id cluster.NodeID
 	var e ownership.Epoch
-	WaitFor(c.t, timeout, "a holder of "+res, func() bool {
+	c.waitFor(timeout, "a holder of "+res, func() bool {
 		var n int
 		id, e, n = c.Holder(res)
 		return n == 1 && (ok == nil || ok(id))
@@ -326,6 +327,18 @@ func (c *Cluster) Ensure(spec ownership.Spec) {
 // Isolate cuts a node off in both directions (a silent blackhole).
 func (c *Cluster) Isolate(id cluster.NodeID) { c.Net.Blackhole(string(id)) }
 
+// waitFor is WaitFor with the cluster's state in the failure message.
+func (c *Cluster) waitFor(timeout time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("ownershiptest: timed out after %v waiting for %s; cluster:\n%s", timeout, what, c.Dump())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // WaitFor polls cond every few milliseconds until it holds, failing the
 // test after timeout.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
@@ -337,4 +350,22 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Dump describes every node's view (role, leader, lease, members, table),
+// for failure messages.
+func (c *Cluster) Dump() string {
+	var b strings.Builder
+	for _, id := range c.IDs() {
+		n := c.Node(id)
+		if n == nil {
+			fmt.Fprintf(&b, "%s: down\n", id)
+			continue
+		}
+		fmt.Fprintf(&b, "%s: leader=%s isLeader=%v ready=%v members=%v\n", id, n.Leader(), n.IsLeader(), n.Ready(), n.Members())
+		for _, r := range n.Table() {
+			fmt.Fprintf(&b, "    %+v\n", r)
+		}
+	}
+	return b.String()
 }

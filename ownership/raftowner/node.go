@@ -39,9 +39,11 @@ type Node struct {
 	draining  bool
 	unhealthy bool
 	placers   map[string]ownership.PlaceFunc
-	nextReqID uint64
-	pending   map[uint64]chan string
-	closed    bool
+	// knownPeers are the peers given to the transport (memberLoop only).
+	knownPeers map[cluster.NodeID]string
+	nextReqID  uint64
+	pending    map[uint64]chan string
+	closed     bool
 
 	renewCh   chan renewal    // renewals for the leader loop
 	requestCh chan inbound    // requests for the request worker
@@ -75,16 +77,17 @@ func New(tr cluster.Transport, rt raft.Transport, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("%w: transport is %q, config %q", ErrConfig, tr.LocalID(), cfg.ID)
 	}
 	n := &Node{
-		cfg:       cfg,
-		tr:        tr,
-		announced: map[string]ownership.Epoch{},
-		placers:   map[string]ownership.PlaceFunc{},
-		pending:   map[uint64]chan string{},
-		renewCh:   make(chan renewal, 1024),
-		requestCh: make(chan inbound, 256),
-		kick:      make(chan struct{}, 1),
-		leaderKck: make(chan struct{}, 1),
-		quit:      make(chan struct{}),
+		cfg:        cfg,
+		tr:         tr,
+		announced:  map[string]ownership.Epoch{},
+		placers:    map[string]ownership.PlaceFunc{},
+		knownPeers: map[cluster.NodeID]string{},
+		pending:    map[uint64]chan string{},
+		renewCh:    make(chan renewal, 1024),
+		requestCh:  make(chan inbound, 256),
+		kick:       make(chan struct{}, 1),
+		leaderKck:  make(chan struct{}, 1),
+		quit:       make(chan struct{}),
 	}
 	n.lease.sent = map[uint64]time.Time{}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -350,4 +353,26 @@ func (n *Node) Ready() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return !n.closed && n.leaseValidLocked()
+}
+
+// Row is one resource of the ownership table as this node's replica has it.
+type Row struct {
+	Name       string
+	Owner      cluster.NodeID
+	Epoch      ownership.Epoch
+	Candidates []cluster.NodeID
+	Policy     ownership.Policy
+}
+
+// Table returns the ownership table as this node's replica has it, by
+// name: for status pages and debugging.
+func (n *Node) Table() []Row {
+	var rows []Row
+	n.fsm.view(func(s *state) {
+		for _, r := range s.sortedResources() {
+			rows = append(rows, Row{Name: r.Name, Owner: r.Owner, Epoch: ownership.Epoch(r.Epoch),
+				Candidates: append([]cluster.NodeID(nil), r.Candidates...), Policy: r.Policy})
+		}
+	})
+	return rows
 }

@@ -55,7 +55,11 @@ func (n *Node) requestLoop() {
 		case <-n.quit:
 			return
 		case in := <-n.requestCh:
-			in.reply(n.execute(in.msg))
+			err := n.execute(in.msg)
+			if errors.Is(err, ErrNotLeader) && !in.msg.Forwarded {
+				err = n.forward(in.msg)
+			}
+			in.reply(err)
 		}
 	}
 }
@@ -96,6 +100,25 @@ func (n *Node) execute(m message) error {
 		return nil
 	}
 	return fmt.Errorf("raftowner: unknown op %d", m.Op)
+}
+
+// forward passes a request that reached a follower on to the leader (a
+// joining node knows only the nodes it was told about).
+func (n *Node) forward(m message) error {
+	_, leader := n.raft.LeaderWithID()
+	if leader == "" || cluster.NodeID(leader) == n.cfg.ID {
+		return ErrNotLeader
+	}
+	m.Forwarded = true
+	ctx, cancel := context.WithTimeout(n.ctx, 4*n.cfg.ElectionTimeout)
+	defer cancel()
+	if err := n.call(ctx, cluster.NodeID(leader), m); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return ErrTimeout
+		}
+		return err
+	}
+	return nil
 }
 
 // request runs m on the leader, here or over the transport, retrying
@@ -196,10 +219,40 @@ func (n *Node) memberLoop() {
 			}
 		}
 		n.replace()
+		n.syncPeers()
 		select {
 		case <-n.quit:
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// peerAdder is implemented by transports that take peers at run time
+// (cluster.TCP).
+type peerAdder interface {
+	AddPeer(p cluster.Peer) error
+}
+
+// syncPeers tells the transport about every server in the Raft
+// configuration, so a node that joined through one peer can reach the
+// leader, and the leader can answer it.
+func (n *Node) syncPeers() {
+	pa, ok := n.tr.(peerAdder)
+	if !ok {
+		return
+	}
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	for _, s := range f.Configuration().Servers {
+		id, addr := cluster.NodeID(s.ID), string(s.Address)
+		if id == n.cfg.ID || n.knownPeers[id] == addr {
+			continue
+		}
+		if err := pa.AddPeer(cluster.Peer{ID: id, Addr: addr}); err == nil {
+			n.knownPeers[id] = addr
 		}
 	}
 }

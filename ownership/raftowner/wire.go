@@ -56,6 +56,10 @@ type message struct {
 	Data   []byte
 	Member Member
 	Voter  bool
+	// Forwarded marks a request a follower passed on to the leader; it is
+	// not passed on again, so two nodes with different ideas of the leader
+	// cannot bounce it.
+	Forwarded bool
 	// msgReply: empty on success
 	Err string
 }
@@ -80,11 +84,14 @@ func (m message) encode() []byte {
 		w.uvarint(uint64(len(m.Data)))
 		w.b = append(w.b, m.Data...)
 		encodeMember(w, m.Member)
+		var b byte
 		if m.Voter {
-			w.byte1(1)
-		} else {
-			w.byte1(0)
+			b |= 1
 		}
+		if m.Forwarded {
+			b |= 2
+		}
+		w.byte1(b)
 	case msgReply:
 		w.uvarint(m.ID)
 		w.str(m.Err)
@@ -115,8 +122,9 @@ func decodeMessage(b []byte) (message, error) {
 		// The member is optional for ops that do not need one, so its ID
 		// may be empty here: decode its fields without decodeMember's check.
 		m.Member = Member{ID: cluster.NodeID(r.str()), Addr: r.str(), Role: Role(r.byte1())}
-		m.Voter = r.byte1() == 1
-		if r.err == nil && (m.Op == 0 || m.Op > maxOpKind || m.Member.Role > RoleArbiter) {
+		b := r.byte1()
+		m.Voter, m.Forwarded = b&1 != 0, b&2 != 0
+		if r.err == nil && (b > 3 || m.Op == 0 || m.Op > maxOpKind || m.Member.Role > RoleArbiter) {
 			r.fail(fmt.Errorf("bad op %d or role %d", m.Op, m.Member.Role))
 		}
 	case msgReply:
