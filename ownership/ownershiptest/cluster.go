@@ -31,6 +31,9 @@ type Config struct {
 	Tune func(*raftowner.Config)
 	// Logger receives the nodes' logs; default discards.
 	Logger *slog.Logger
+	// Clock, when set, gives each host's clock offset and rate before its
+	// node first starts (see clustertest.Host.SetClock).
+	Clock func(id cluster.NodeID) (offset time.Duration, rate float64)
 }
 
 // Cluster is a running test cluster. Its methods may be called from any
@@ -76,6 +79,11 @@ func New(t testing.TB, cfg Config) *Cluster {
 		c.ids = append(c.ids, id)
 	}
 	t.Cleanup(c.Close)
+	if cfg.Clock != nil {
+		for _, id := range cfg.Nodes {
+			c.Net.Host(string(id)).SetClock(cfg.Clock(id))
+		}
+	}
 	for _, id := range cfg.Nodes {
 		c.Start(id)
 	}
@@ -322,6 +330,13 @@ func (c *Cluster) Ensure(spec ownership.Spec) {
 	if err := c.Any().Ensure(ctx, spec); err != nil {
 		c.t.Fatalf("ownershiptest: ensure %s: %v", spec.Name, err)
 	}
+}
+
+// SetClockRate changes the rate of a node's clock from now on without a
+// jump: leases assume clocks drift but never step.
+func (c *Cluster) SetClockRate(id cluster.NodeID, rate float64) {
+	h := c.Net.Host(string(id))
+	h.SetClock(h.Now().Sub(time.Now()), rate)
 }
 
 // Isolate cuts a node off in both directions (a silent blackhole).

@@ -99,7 +99,11 @@ type Config struct {
 	SnapshotThreshold uint64
 
 	// Now is the clock for leases; default time.Now. Leases compare only
-	// readings of this one clock on this one node.
+	// readings of this one clock on this one node, so its offset from
+	// other nodes does not matter, but it must be monotonic: a step
+	// backwards would stretch a lease. time.Now's readings carry Go's
+	// monotonic clock; an injected clock may drift in rate (within
+	// ClockDrift) but must never jump.
 	Now    func() time.Time
 	Logger *slog.Logger
 }

@@ -52,7 +52,7 @@ func TestRandomFaults(t *testing.T) {
 	for i := 0; time.Since(start) < budget || i < soakMinRounds; i++ {
 		seed := base + int64(i)
 		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runFaultRound(t, seed, st) }) {
-			t.Fatalf("replay the failed round with: go test -race -run 'TestRandomFaults' -ownership.seed=%d ./ownership/raftowner", seed)
+			t.Fatalf("replay the failed round with: go test -race -run TestRandomFaults ./ownership/raftowner -ownership.seed=%d", seed)
 		}
 	}
 	t.Logf("%d rounds in %v; %d put a holder in a partition's minority; faults %v; %d stale actions rejected downstream; %d epochs held",
@@ -71,18 +71,19 @@ func runFaultRound(t *testing.T, seed int64, st *faultStats) {
 		names[i] = string(ids[i])
 	}
 	const eps = 0.01
-	c := ownershiptest.New(t, ownershiptest.Config{Nodes: ids, Seed: seed, Tune: func(cfg *raftowner.Config) {
-		cfg.HoldDown = 300 * time.Millisecond
-		cfg.ClockDrift = eps
-	}})
-	// Each clock runs within ±ε/2 of true time, so any two differ by < ε.
-	skew := func(id string) {
-		off := time.Duration(rnd.Int63n(int64(2*time.Hour))) - time.Hour
-		c.Net.Host(id).SetClock(off, 1+eps*(rnd.Float64()-0.5))
+	// Each clock runs within ±ε/2 of true time, so any two differ by < ε,
+	// and starts up to an hour off, which must not matter.
+	rate := func() float64 { return 1 + eps*(rnd.Float64()-0.5) }
+	clocks := map[cluster.NodeID][2]float64{}
+	for _, id := range ids {
+		clocks[id] = [2]float64{float64(time.Duration(rnd.Int63n(int64(2*time.Hour))) - time.Hour), rate()}
 	}
-	for _, id := range names {
-		skew(id)
-	}
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: ids, Seed: seed,
+		Clock: func(id cluster.NodeID) (time.Duration, float64) { return time.Duration(clocks[id][0]), clocks[id][1] },
+		Tune: func(cfg *raftowner.Config) {
+			cfg.HoldDown = 300 * time.Millisecond
+			cfg.ClockDrift = eps
+		}})
 	var res []string
 	for i := 0; i < 3; i++ {
 		name := fmt.Sprintf("vip/r%d", i)
@@ -143,7 +144,7 @@ func runFaultRound(t *testing.T, seed int64, st *faultStats) {
 				}
 			}
 		case "skew":
-			skew(names[rnd.Intn(size)])
+			c.SetClockRate(ids[rnd.Intn(size)], rate())
 		case "heal":
 			c.Net.Heal()
 		}

@@ -26,9 +26,13 @@ type change struct {
 // fsm is the raft.FSM: it applies commands to the state and reports owner
 // changes. Reads from other goroutines go through view, under mu.
 type fsm struct {
-	mu      sync.RWMutex
-	st      *state
-	applied atomic.Uint64 // index of the last applied entry (or snapshot)
+	mu sync.RWMutex
+	st *state
+	// applied is the index of the last command applied (directly or through
+	// a snapshot). Only commands reach the FSM, so it skips Raft's no-op
+	// and configuration entries; raft.AppliedIndex is no substitute, since
+	// raft advances it before the FSM goroutine has applied the entries.
+	applied atomic.Uint64
 
 	// onChange is called from raft's FSM goroutine after each entry or
 	// restore that changed owners (also with no changes after a member
@@ -127,7 +131,7 @@ func (f *fsm) view(fn func(s *state)) {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return snapshot(f.st.encode()), nil
+	return snapshot(f.st.encode(f.applied.Load())), nil
 }
 
 // Restore implements raft.FSM.
@@ -137,13 +141,14 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("raftowner: read snapshot: %w", err)
 	}
-	st, err := decodeState(b)
+	st, applied, err := decodeState(b)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
 	old := f.st
 	f.st = st
+	f.applied.Store(applied)
 	f.mu.Unlock()
 	if f.onChange != nil {
 		f.onChange(diffStates(old, st), f.applied.Load())

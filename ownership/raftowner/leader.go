@@ -3,6 +3,8 @@ package raftowner
 import (
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/sipha/sipha/cluster"
 )
 
@@ -34,6 +36,7 @@ type peerState struct {
 // leaderState lives in the leader loop only.
 type leaderState struct {
 	n        *Node
+	term     uint64
 	elected  time.Time
 	peers    map[cluster.NodeID]*peerState
 	proposed map[string]proposal // assignments in flight
@@ -98,6 +101,25 @@ func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) b
 	return false
 }
 
+func (n *Node) newLeaderState() *leaderState {
+	return &leaderState{n: n, term: n.raft.CurrentTerm(), elected: n.cfg.Now(),
+		peers: map[cluster.NodeID]*peerState{}, proposed: map[string]proposal{}}
+}
+
+// sameTerm drops leader state from an earlier term. Raft's LeaderCh keeps
+// only the latest value, so a lost-and-regained leadership can arrive as a
+// single "true"; the term tells. A new term's state starts its clock now,
+// which is after that term's election, as dead() requires.
+func (n *Node) sameTerm(ls *leaderState) *leaderState {
+	if ls == nil || n.raft.CurrentTerm() == ls.term {
+		return ls
+	}
+	if n.raft.State() == raft.Leader {
+		return n.newLeaderState()
+	}
+	return nil
+}
+
 type verified struct {
 	batch []renewal
 	err   error
@@ -137,30 +159,30 @@ func (n *Node) leaderLoop() {
 			}
 			return
 		case isLeader := <-leaderCh:
+			ls = nil
 			if isLeader {
-				ls = &leaderState{n: n, elected: n.cfg.Now(), peers: map[cluster.NodeID]*peerState{}, proposed: map[string]proposal{}}
+				ls = n.newLeaderState()
 			} else {
-				ls = nil
 				batch = nil
 			}
 		case r := <-n.renewCh:
-			if ls == nil {
+			if ls = n.sameTerm(ls); ls == nil {
 				continue
 			}
 			batch = append(batch, r)
 			startVerify()
 		case v := <-done:
 			verifying = false
-			if ls != nil && v.err == nil {
+			if ls = n.sameTerm(ls); ls != nil && v.err == nil {
 				n.ackBatch(ls, v.batch)
 			}
 			startVerify()
 		case <-tick.C:
-			if ls != nil {
+			if ls = n.sameTerm(ls); ls != nil {
 				n.reassign(ls)
 			}
 		case <-n.leaderKck:
-			if ls != nil {
+			if ls = n.sameTerm(ls); ls != nil {
 				n.reassign(ls)
 			}
 		}
@@ -172,7 +194,7 @@ func (n *Node) leaderLoop() {
 // that far, so it sees every owner change committed before the ack.
 func (n *Node) ackBatch(ls *leaderState, batch []renewal) {
 	now := n.cfg.Now()
-	index := n.raft.LastIndex()
+	index := n.ackIndex()
 	changed := false
 	for _, r := range batch {
 		p := ls.peers[r.from]
@@ -198,6 +220,30 @@ func (n *Node) ackBatch(ls *leaderState, batch []renewal) {
 	if changed {
 		n.reassign(ls)
 	}
+}
+
+// ackIndex is the index of the last command in the leader's log. Every
+// committed command is in a leader's log (Raft's leader completeness), so a
+// renewer that has applied this far has seen every committed owner change.
+// No-op and configuration entries never reach the FSM and are skipped, or
+// a renewer's applied index could never reach a trailing no-op.
+func (n *Node) ackIndex() uint64 {
+	first, err := n.logs.FirstIndex()
+	if err != nil {
+		return n.raft.LastIndex()
+	}
+	for idx := n.raft.LastIndex(); idx >= first && idx > 0; idx-- {
+		var l raft.Log
+		if err := n.logs.GetLog(idx, &l); err != nil {
+			break
+		}
+		if l.Type == raft.LogCommand {
+			return idx
+		}
+	}
+	// Everything before the log's first entry is in a snapshot, which only
+	// holds what this node's FSM applied.
+	return n.fsm.applied.Load()
 }
 
 // reassign proposes the owner changes the policies call for. Every

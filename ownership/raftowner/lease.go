@@ -25,9 +25,7 @@ type grant struct {
 	index  uint64
 }
 
-func (n *Node) applied() uint64 {
-	return max(n.fsm.applied.Load(), n.raft.AppliedIndex())
-}
+func (n *Node) applied() uint64 { return n.fsm.applied.Load() }
 
 // leaseValidLocked reports whether this node may act as owner now.
 func (n *Node) leaseValidLocked() bool {

@@ -29,6 +29,7 @@ type Node struct {
 	tr   cluster.Transport
 	raft *raft.Raft
 	fsm  *fsm
+	logs raft.LogStore // read by the leader to find the last command
 	hub  watch.Hub[ownership.Event]
 	// closers release the stores after raft has shut down.
 	closers []io.Closer
@@ -103,6 +104,7 @@ func New(tr cluster.Transport, rt raft.Transport, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.closers = closers
+	n.logs = logs
 	fail := func(err error) (*Node, error) {
 		n.cancel()
 		rt.(io.Closer).Close()

@@ -133,10 +133,12 @@ func (s *state) sortedMembers() []Member {
 	return ms
 }
 
-// encode writes the whole state (the snapshot format).
-func (s *state) encode() []byte {
+// encode writes the whole state with the index of the last command it
+// reflects (the snapshot format).
+func (s *state) encode(applied uint64) []byte {
 	w := &writer{}
 	w.byte1(codecVersion)
+	w.uvarint(applied)
 	w.uvarint(s.epoch)
 	ms := s.sortedMembers()
 	w.uvarint(uint64(len(ms)))
@@ -151,9 +153,10 @@ func (s *state) encode() []byte {
 	return w.b
 }
 
-func decodeState(b []byte) (*state, error) {
+func decodeState(b []byte) (*state, uint64, error) {
 	r := &reader{b: b}
 	r.version()
+	applied := r.uvarint()
 	s := newState()
 	s.epoch = r.uvarint()
 	for n := r.count(); n > 0 && r.err == nil; n-- {
@@ -168,9 +171,9 @@ func decodeState(b []byte) (*state, error) {
 		s.resources[res.Name] = res
 	}
 	if err := r.done(); err != nil {
-		return nil, fmt.Errorf("raftowner: decode snapshot: %w", err)
+		return nil, 0, fmt.Errorf("raftowner: decode snapshot: %w", err)
 	}
-	return s, nil
+	return s, applied, nil
 }
 
 func encodeMember(w *writer, m Member) {
