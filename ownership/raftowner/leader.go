@@ -101,6 +101,23 @@ func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) b
 	return false
 }
 
+// yieldLeadership hands Raft leadership from an arbiter to another voter.
+// Owners' leases ride on the leader: while a SIP node leads, the arbiter's
+// death costs nobody a lease, and the arbiter stays the lightweight box it
+// is meant to be. If no other voter can take over, it stays leader.
+func (n *Node) yieldLeadership() {
+	select {
+	case <-n.quit:
+		return
+	case <-time.After(n.cfg.HeartbeatTimeout):
+	}
+	if n.raft.State() == raft.Leader && n.otherVoters() > 0 {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.cfg.Logger.Debug("raftowner: arbiter could not hand leadership on", "err", err)
+		}
+	}
+}
+
 func (n *Node) newLeaderState() *leaderState {
 	return &leaderState{n: n, term: n.raft.CurrentTerm(), elected: n.cfg.Now(),
 		peers: map[cluster.NodeID]*peerState{}, proposed: map[string]proposal{}}
@@ -162,6 +179,9 @@ func (n *Node) leaderLoop() {
 			ls = nil
 			if isLeader {
 				ls = n.newLeaderState()
+				if n.cfg.Role == RoleArbiter {
+					n.goFunc(n.yieldLeadership)
+				}
 			} else {
 				batch = nil
 			}

@@ -140,10 +140,17 @@ func (n *Node) request(ctx context.Context, m message) error {
 	}
 }
 
+// transientErrors are the errors a retry (after a leader change) cures.
+var transientErrors = []error{ErrNotLeader, ErrTimeout, errNoLeader, cluster.ErrQueueFull, cluster.ErrUnknownPeer,
+	raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrEnqueueTimeout, raft.ErrLeadershipTransferInProgress}
+
 func retryable(err error) bool {
-	return errors.Is(err, ErrNotLeader) || errors.Is(err, raft.ErrNotLeader) ||
-		errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) ||
-		errors.Is(err, ErrTimeout) || errors.Is(err, cluster.ErrQueueFull) || errors.Is(err, errNoLeader)
+	for _, known := range transientErrors {
+		if errors.Is(err, known) {
+			return true
+		}
+	}
+	return false
 }
 
 var errNoLeader = errors.New("raftowner: no leader known")
@@ -187,8 +194,12 @@ func (n *Node) call(ctx context.Context, to cluster.NodeID, m message) error {
 		if e == "" {
 			return nil
 		}
-		if e == ErrNotLeader.Error() {
-			return ErrNotLeader
+		// The reply carries only the text: map the errors a retry can cure
+		// back to their sentinels.
+		for _, known := range transientErrors {
+			if e == known.Error() {
+				return known
+			}
 		}
 		return errors.New(e)
 	case <-t.C:
