@@ -56,6 +56,16 @@ func TestAccuracy(t *testing.T) {
 			t.Errorf("a window admitted %.3f × the limit, want never above 1.10", ball.max)
 		}
 		_, _, _ = b1, b2, b3
+		for _, ev := range []struct {
+			what     string
+			at, next time.Duration
+		}{{"shift", shift, kill}, {"kill", kill, end}} {
+			d := ld.settled(ev.at, ev.next, L)
+			t.Logf("after the %s, 1 s windows starting %v later or more are all in band", ev.what, d)
+			if d > time.Second {
+				t.Errorf("after the %s the rate took %v to settle in band, want ≤ 1s", ev.what, d)
+			}
+		}
 		for i, n := range nodes[:2] {
 			ps, _ := n.rl.Pipe("tenant-a")
 			t.Logf("n%d: share %.1f demand %.1f admitted %d of %d", i+1, ps.Share, ps.Demand, ps.Admitted, ps.Asked)

@@ -93,6 +93,7 @@ type clusterState struct {
 	sent    [roundRing]int64
 	counted []*peerState // peers whose demand counts this round
 	free    bool         // every counted peer is fresh
+	acked   uint64       // the oldest of this node's rounds the counted peers acknowledged
 	known   int          // nodes known and not left, this node included
 	enc     encoder
 	dec     demandMsg
@@ -156,13 +157,17 @@ func (cl *clusterState) classify(now int64) {
 		}
 	}
 	quorum := 2*reach > known || (2*reach == known && minReach == minAll)
-	cl.counted, cl.free = cl.counted[:0], true
+	cl.counted, cl.free, cl.acked = cl.counted[:0], true, cl.round
 	for _, ps := range cl.peers {
 		if ps.bye || !ps.member || (quorum && ps.gone) {
 			continue
 		}
 		cl.counted = append(cl.counted, ps)
 		cl.free = cl.free && ps.fresh
+		cl.acked = min(cl.acked, ps.acked)
+	}
+	if cl.round-cl.acked >= sentRing {
+		cl.free = false
 	}
 	cl.known = known
 	cl.quorum.Store(quorum)
@@ -176,7 +181,15 @@ func (cl *clusterState) share(p *pipe, now int64) {
 	}
 	lim := p.limit.Rate
 	delta := cl.l.cfg.Floor * lim / float64(1+len(cl.counted))
-	own := p.demand + delta
+	// Every counted peer has seen this node's demand of round cl.acked (or
+	// a newer one): counting its own demand as of that round keeps this
+	// node from growing before the peers saw it grow, at the cost of
+	// following its demand a round or two late.
+	own := p.demand
+	if cl.free && cl.acked > 0 {
+		own = p.sent[cl.acked%sentRing]
+	}
+	own += delta
 	sum := own
 	for _, ps := range cl.counted {
 		sum += ps.demandOf(p.name) + delta
@@ -230,6 +243,7 @@ func (cl *clusterState) beginRound(now int64) {
 // round's messages.
 func (cl *clusterState) update(p *pipe, now int64) {
 	cl.share(p, now)
+	p.sent[cl.round%sentRing] = p.demand
 	if p.unlimited || p.deny || p.demand < 1.0/milli {
 		return
 	}

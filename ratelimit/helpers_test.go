@@ -221,3 +221,18 @@ func checkBand(t *testing.T, what string, ws []float64, limit float64) band {
 	}
 	return b
 }
+
+// settled is how long after event the admitted rate of the given nodes
+// settles in the band: the earliest delay d such that every 1 s window
+// starting at event+d or later (and ending by to) is within ±5 % of limit.
+func (ld *load) settled(event, to time.Duration, limit float64, which ...int) time.Duration {
+	ws := ld.windows(event, to, which...)
+	first := len(ws)
+	for i := len(ws) - 1; i >= 0; i-- {
+		if ws[i] < 0.95*limit || ws[i] > 1.05*limit {
+			break
+		}
+		first = i
+	}
+	return time.Duration(first) * bucket
+}

@@ -11,6 +11,9 @@ import (
 // is (nearly) zero, so arithmetic on it cannot overflow.
 const maxEmission = int64(time.Hour)
 
+// sentRing is how many rounds of its own sent demand a pipe remembers.
+const sentRing = 8
+
 // pipe is one named limit on this node. The fields read on the Allow path
 // are atomics (token bucket) or behind the pipe's own mutex (windows); the
 // fields below "loop-owned" are touched only by the limiter's goroutine.
@@ -41,12 +44,13 @@ type pipe struct {
 
 	// loop-owned
 	lastAsked  uint64
-	lastActive int64         // ns since epoch of the last tick that saw demand
-	demand     float64       // smoothed calls/s asked for on this node
-	share      float64       // calls/s this node may admit
-	safe       float64       // the share last agreed with every peer
-	shareBits  atomic.Uint64 // float64 bits of share, for Stats
-	demandBits atomic.Uint64 // float64 bits of demand, for Stats
+	lastActive int64             // ns since epoch of the last tick that saw demand
+	demand     float64           // smoothed calls/s asked for on this node
+	share      float64           // calls/s this node may admit
+	safe       float64           // the share last agreed with every peer
+	sent       [sentRing]float64 // demand sent in recent rounds, by round % sentRing
+	shareBits  atomic.Uint64     // float64 bits of share, for Stats
+	demandBits atomic.Uint64     // float64 bits of demand, for Stats
 }
 
 func newPipe(name string, l Limit, now int64) *pipe {
@@ -68,20 +72,23 @@ func (p *pipe) setShare(rate float64, burst float64, now int64) {
 		if rate > 0 {
 			em = min(maxEmission, max(1, int64(float64(time.Second)/rate)))
 		}
-		old := p.emission.Swap(em)
-		p.tolerance.Store(int64(burst * float64(em)))
-		if old == 0 || old == em {
+		p.emission.Store(em)
+		tol := int64(burst * float64(em))
+		old := p.tolerance.Swap(tol)
+		if old == 0 || old == tol {
 			return
 		}
-		// Keep the fraction of the burst in use: a backlog taken at a tiny
-		// share must not block the pipe once the share grows.
+		// Keep the fraction of the burst in use: a pipe that was saturated
+		// stays saturated when its share changes (no burst from a share
+		// that grew), and a backlog taken at a tiny share does not block
+		// the pipe once the share grows.
 		for {
 			tat := p.tat.Load()
 			backlog := tat - now
 			if backlog <= 0 {
 				return
 			}
-			scaled := int64(float64(backlog) * float64(em) / float64(old))
+			scaled := int64(float64(backlog) * float64(tol) / float64(old))
 			if p.tat.CompareAndSwap(tat, now+scaled) {
 				return
 			}
