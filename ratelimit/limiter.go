@@ -96,6 +96,23 @@ func (l *Limiter) AllowN(pipe string, n int) bool {
 	return p.allow(l.now(), n)
 }
 
+// AllowBytes is Allow for a pipe name held in bytes (a header value read
+// from a packet): it does not allocate for a pipe that exists, where
+// Allow(string(b)) would copy the name on every call.
+func (l *Limiter) AllowBytes(pipe []byte) bool {
+	sh := &l.shards[maphash.Bytes(l.seed, pipe)%shardCount]
+	sh.mu.RLock()
+	p := sh.pipes[string(pipe)]
+	sh.mu.RUnlock()
+	if p == nil {
+		p = l.newPipe(sh, string(pipe))
+	}
+	if p == nil || l.closed.Load() {
+		return false
+	}
+	return p.allow(l.now(), 1)
+}
+
 // Reserve takes n calls from a TokenBucket pipe and returns how long the
 // caller must wait before placing them; a B2BUA queues the call for that
 // long instead of rejecting it. When the wait would exceed maxWait nothing
