@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,8 @@ type node struct {
 	id cluster.NodeID
 	tr *cluster.TCP
 	rl *ratelimit.Limiter
+	// mute, when set, silences the limiter's messages (loopback tests).
+	mute *atomic.Bool
 }
 
 // memNode starts node i of ids on its host of nw, with a limiter of cfg.

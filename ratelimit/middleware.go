@@ -1,0 +1,125 @@
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// PipeFunc picks the pipe of a request: a tenant, a trunk, a source IP.
+// An empty name lets the request through unlimited.
+//
+// Concurrency: called from sipgo's handler goroutines, concurrently; it
+// must not block. Return a string that already exists (a header field, a
+// substring of one) to keep the hot path free of allocation.
+type PipeFunc func(req *sip.Request) string
+
+// MiddlewareConfig configures Middleware. Only Pipe is required.
+type MiddlewareConfig struct {
+	// Pipe picks the pipe of an initial request.
+	Pipe PipeFunc
+	// Methods are the initial-request methods limited; empty means every
+	// method but ACK and CANCEL (which belong to a transaction already
+	// admitted). For a CPS limit give INVITE.
+	Methods []sip.RequestMethod
+	// Status and Reason of the rejection; default 503 Service Unavailable.
+	Status int
+	Reason string
+	// RetryAfter is the Retry-After sent with a rejection, rounded up to
+	// whole seconds; default 1s; negative sends none.
+	RetryAfter time.Duration
+	// OnReject, when set, is called for each rejected request after the
+	// response was sent (for metrics and logs). Same concurrency as Pipe.
+	OnReject func(req *sip.Request, pipe string)
+}
+
+// Middleware wraps a sipgo request handler: an initial request (no To
+// tag) whose pipe is over its limit is answered with Status and Retry-After
+// and does not reach next; in-dialog requests (re-INVITE, BYE, in-dialog
+// OPTIONS), ACK and CANCEL always go through.
+//
+//	limit, _ := ratelimit.Middleware(lim, ratelimit.MiddlewareConfig{Pipe: ratelimit.FromHost})
+//	srv.OnInvite(limit(handleInvite))
+func Middleware(l *Limiter, cfg MiddlewareConfig) (func(next sipgo.RequestHandler) sipgo.RequestHandler, error) {
+	if l == nil || cfg.Pipe == nil {
+		return nil, fmt.Errorf("%w: Middleware needs a Limiter and a Pipe function", ErrBadConfig)
+	}
+	if cfg.Status == 0 {
+		cfg.Status, cfg.Reason = 503, "Service Unavailable"
+	}
+	if cfg.Status < 300 || cfg.Status > 699 {
+		return nil, fmt.Errorf("%w: rejection status %d is not an error status", ErrBadConfig, cfg.Status)
+	}
+	retry := ""
+	switch {
+	case cfg.RetryAfter == 0:
+		retry = "1"
+	case cfg.RetryAfter > 0:
+		retry = strconv.FormatInt(int64((cfg.RetryAfter+time.Second-1)/time.Second), 10)
+	}
+	limited := func(m sip.RequestMethod) bool { return m != sip.ACK && m != sip.CANCEL }
+	if len(cfg.Methods) > 0 {
+		set := make(map[sip.RequestMethod]bool, len(cfg.Methods))
+		for _, m := range cfg.Methods {
+			set[m] = true
+		}
+		limited = func(m sip.RequestMethod) bool { return set[m] }
+	}
+	return func(next sipgo.RequestHandler) sipgo.RequestHandler {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			if !limited(req.Method) || inDialog(req) {
+				next(req, tx)
+				return
+			}
+			pipe := cfg.Pipe(req)
+			if pipe == "" || l.Allow(pipe) {
+				next(req, tx)
+				return
+			}
+			res := sip.NewResponseFromRequest(req, cfg.Status, cfg.Reason, nil)
+			if retry != "" {
+				res.AppendHeader(sip.NewHeader("Retry-After", retry))
+			}
+			if err := tx.Respond(res); err != nil && !errors.Is(err, net.ErrClosed) {
+				l.cfg.Logger.Debug("ratelimit: rejection not sent", "pipe", pipe, "err", err)
+			}
+			if cfg.OnReject != nil {
+				cfg.OnReject(req, pipe)
+			}
+		}
+	}, nil
+}
+
+// inDialog reports whether req belongs to an existing dialog (RFC 3261
+// §12.2: a request within a dialog carries the remote tag in To).
+func inDialog(req *sip.Request) bool {
+	to := req.To()
+	if to == nil {
+		return false
+	}
+	_, ok := to.Params.Get("tag")
+	return ok
+}
+
+// FromHost is a PipeFunc keyed by the From URI's host: the tenant's domain
+// in a multi-tenant PBX.
+func FromHost(req *sip.Request) string {
+	if f := req.From(); f != nil {
+		return f.Address.Host
+	}
+	return ""
+}
+
+// SourceIP is a PipeFunc keyed by the IP address the request came from.
+func SourceIP(req *sip.Request) string {
+	src := req.Source()
+	if host, _, err := net.SplitHostPort(src); err == nil {
+		return host
+	}
+	return src
+}
