@@ -24,6 +24,7 @@ type peerState struct {
 	lastHeard int64  // limiter ns of the last message; creation time if none
 	lastTick  uint64 // the peer's newest round heard
 	acked     uint64 // this node's newest round the peer said it heard
+	heard     bool   // a message came from the peer since this node started
 	bye       bool   // the peer said it is leaving, and has not spoken since
 	member    bool   // listed by the transport and not left, this round
 	fresh     bool   // an exchange both ways completed within Silence
@@ -94,6 +95,7 @@ type clusterState struct {
 	counted []*peerState // peers whose demand counts this round
 	free    bool         // every counted peer is fresh
 	acked   uint64       // the oldest of this node's rounds the counted peers acknowledged
+	joining bool         // a known peer has not been heard yet since this node started
 	known   int          // nodes known and not left, this node included
 	enc     encoder
 	dec     demandMsg
@@ -139,6 +141,7 @@ func (cl *clusterState) classify(now int64) {
 	silence := int64(cl.l.cfg.Silence)
 	gone := int64(float64(silence) * (1 + cl.l.cfg.ClockDrift))
 	known, reach := 1, 1
+	cl.joining = false
 	minAll, minReach := cl.self, cl.self
 	for id, ps := range cl.peers {
 		if ps.bye || !ps.member {
@@ -151,6 +154,7 @@ func (cl *clusterState) classify(now int64) {
 		minAll = min(minAll, id)
 		ps.fresh = ps.acked != 0 && cl.round-ps.acked < roundRing && now-cl.sent[ps.acked%roundRing] < silence
 		ps.gone = now-ps.lastHeard >= gone
+		cl.joining = cl.joining || (!ps.heard && !ps.gone)
 		if ps.fresh {
 			reach++
 			minReach = min(minReach, id)
@@ -198,9 +202,16 @@ func (cl *clusterState) share(p *pipe, now int64) {
 	if sum > 0 {
 		s = lim * own / sum
 	}
-	if cl.free {
+	switch {
+	case cl.free:
 		p.safe = s
-	} else {
+	case cl.joining:
+		// A node that starts (or restarts) beside peers it has not heard
+		// yet takes only its floor: the peers may be running the whole
+		// limit among themselves, and will make room once they hear its
+		// demand. Peers not heard within T × (1+ε) are handled as silent.
+		s = min(s, p.safe, delta)
+	default:
 		s = min(s, p.safe)
 	}
 	burst := float64(p.limit.Burst)
@@ -309,7 +320,7 @@ func (cl *clusterState) HandleMessage(m cluster.Message) {
 		ps.inc, ps.lastTick, ps.acked = d.inc, 0, 0
 		clear(ps.demands)
 	}
-	ps.lastHeard = now
+	ps.lastHeard, ps.heard = now, true
 	ps.bye = d.flags&flagLeaving != 0
 	ps.lastTick = max(ps.lastTick, d.tick)
 	for _, a := range d.acks {

@@ -6,7 +6,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/sipha/sipha/cluster"
 	"github.com/sipha/sipha/cluster/clustertest"
+	"github.com/sipha/sipha/ratelimit"
 )
 
 // TestSaturatedPeerKeepsShare is the OpenSIPS 2900 case: with replicated
@@ -94,6 +96,87 @@ func TestSixteenNodes(t *testing.T) {
 			if s := n.rl.Stats(); s.PeersInContact != 15 || s.MessagesMalformed != 0 {
 				t.Errorf("%s: %+v", n.id, s)
 			}
+		}
+	})
+}
+
+// TestWindowAlgorithmsInCluster: the sliding and fixed windows follow the
+// node's share as the token bucket does.
+func TestWindowAlgorithmsInCluster(t *testing.T) {
+	for _, alg := range []ratelimit.Algorithm{ratelimit.SlidingWindow, ratelimit.FixedWindow} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clustertest.CheckLeaks(t)
+			synctest.Test(t, func(t *testing.T) {
+				nw := clustertest.NewNetwork(44)
+				defer nw.Close()
+				cfg := ratelimit.Config{Default: ratelimit.Limit{Rate: testLimit, Algorithm: alg}}
+				nodes := memCluster(t, nw, cfg, "n1", "n2", "n3")
+				L := testLimit
+				ld := startLoad("tenant-a", nodes, 1.4*L, 0.4*L, 0.2*L)
+				defer ld.stop()
+				time.Sleep(8 * time.Second)
+				checkBand(t, alg.String()+" 70/20/10", ld.windows(2*time.Second, ld.at()), L)
+			})
+		})
+	}
+}
+
+// TestMalformedMessagesDropped: garbage on the ratelimit channel is counted
+// and dropped; the limiter keeps working.
+func TestMalformedMessagesDropped(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	synctest.Test(t, func(t *testing.T) {
+		nw := clustertest.NewNetwork(45)
+		defer nw.Close()
+		nodes := memCluster(t, nw, tenantConfig(), "n1", "n2")
+		for _, junk := range [][]byte{{}, {1}, {9, 9, 9}, {1, 0, 1, 1, 0, 5, 'a'}} {
+			if err := nodes[1].tr.Send("n1", cluster.ChannelRatelimit, junk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+		s := nodes[0].rl.Stats()
+		if s.MessagesMalformed != 4 || s.PeersInContact != 1 {
+			t.Fatalf("stats after 4 malformed messages: %+v", s)
+		}
+		if !nodes[0].rl.Allow("tenant-a") {
+			t.Fatal("limiter refused a call after malformed messages")
+		}
+	})
+}
+
+// TestRestartRejoins: a node that crashes and comes back with a new
+// limiter is counted again, and the cluster returns to the limit.
+func TestRestartRejoins(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	synctest.Test(t, func(t *testing.T) {
+		nw := clustertest.NewNetwork(46)
+		defer nw.Close()
+		ids := []cluster.NodeID{"n1", "n2", "n3"}
+		nodes := memCluster(t, nw, tenantConfig(), "n1", "n2", "n3")
+		L := testLimit
+		ld := startLoad("tenant-a", nodes, 0.8*L, 0.6*L, 0.6*L)
+		defer ld.stop()
+		time.Sleep(2 * time.Second)
+		nw.Kill("n3")
+		nodes[2].close()
+		ld.set(1.1*L, 0.9*L, 0)
+		time.Sleep(2 * time.Second)
+		nw.Restart("n3")
+		ld.mu.Lock()
+		nodes[2] = memNode(t, nw, ids, 2, tenantConfig())
+		ld.rates[2] = 0.6 * L
+		ld.rates[0], ld.rates[1] = 0.8*L, 0.6*L
+		ld.mu.Unlock()
+		back := ld.at()
+		time.Sleep(4 * time.Second)
+		checkBand(t, "after the restart (+1 s)", ld.windows(back+time.Second, ld.at()), L)
+		if all := summarize(ld.windows(back, ld.at()), L); all.max > 1.10 {
+			t.Errorf("rejoining pushed a window to %.3f × the limit", all.max)
+		}
+		third := summarize(ld.windows(back+time.Second, ld.at(), 2), L)
+		if third.min < 0.25 {
+			t.Errorf("restarted n3 admits only %.3f × the limit, want about 0.3", third.min)
 		}
 	})
 }
