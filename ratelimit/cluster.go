@@ -72,10 +72,13 @@ func (ps *peerState) demandOf(name string) float64 {
 //     peers were in contact (L ÷ known nodes for a pipe with no such
 //     moment).
 //   - A node that has heard nothing from a peer for T × (1+ε) drops it from
-//     the count, taking back its share, but only if the peers it is in
-//     contact with and itself are a majority of the known nodes (half, with
-//     the lowest node ID among them, breaks a tie). A minority keeps its
-//     safe share for as long as the partition lasts.
+//     the count, taking back its share, but only if itself and the peers
+//     it heard from within T × (1+ε) are a majority of the known nodes
+//     (half, with the lowest node ID among them, breaks a tie). A minority
+//     keeps its safe share for as long as the partition lasts.
+//   - A node that starts beside peers it has not heard yet takes only its
+//     floor until it hears them (or they are silent for T × (1+ε)): the
+//     others may be sharing the whole limit without it.
 //
 // A peer's acknowledgement of round r can only be sent after r was sent,
 // so the isolated side freezes, by its own clock, at most T after the
@@ -155,7 +158,10 @@ func (cl *clusterState) classify(now int64) {
 		ps.fresh = ps.acked != 0 && cl.round-ps.acked < roundRing && now-cl.sent[ps.acked%roundRing] < silence
 		ps.gone = now-ps.lastHeard >= gone
 		cl.joining = cl.joining || (!ps.heard && !ps.gone)
-		if ps.fresh {
+		if !ps.gone {
+			// In contact for the majority count means heard from: a
+			// late acknowledgement (a retransmission holding the stream
+			// up) must not cost a majority and bring a dead peer back.
 			reach++
 			minReach = min(minReach, id)
 		}
@@ -175,7 +181,13 @@ func (cl *clusterState) classify(now int64) {
 	}
 	cl.known = known
 	cl.quorum.Store(quorum)
-	cl.freshPeers.Store(int64(reach - 1))
+	fresh := 0
+	for _, ps := range cl.counted {
+		if ps.fresh {
+			fresh++
+		}
+	}
+	cl.freshPeers.Store(int64(fresh))
 }
 
 // share sets p's share from the demands of this round. Called with mu held.

@@ -4,8 +4,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -105,6 +107,7 @@ type load struct {
 	rates   []float64 // offered calls/s per node; 0 stops a node
 	owed    []float64
 	buckets [][]int // [node][100 ms bucket] admitted
+	rng     *rand.Rand // when set, arrivals are Poisson instead of evenly spaced
 	quit    chan struct{}
 	done    chan struct{}
 }
@@ -112,11 +115,29 @@ type load struct {
 const bucket = 100 * time.Millisecond
 
 func startLoad(pipe string, nodes []*node, rates ...float64) *load {
+	return startLoadSeeded(pipe, nodes, nil, rates...)
+}
+
+// startLoadSeeded offers Poisson arrivals drawn from rng (nil: evenly
+// spaced calls).
+func startLoadSeeded(pipe string, nodes []*node, rng *rand.Rand, rates ...float64) *load {
 	ld := &load{pipe: pipe, nodes: nodes, step: time.Millisecond, start: time.Now(),
 		rates: rates, owed: make([]float64, len(nodes)), buckets: make([][]int, len(nodes)),
-		quit: make(chan struct{}), done: make(chan struct{})}
+		rng: rng, quit: make(chan struct{}), done: make(chan struct{})}
 	go ld.run()
 	return ld
+}
+
+// poisson draws a Poisson count of mean lambda (Knuth; lambda is small).
+func poisson(rng *rand.Rand, lambda float64) int {
+	l, k, p := math.Exp(-lambda), 0, 1.0
+	for {
+		p *= rng.Float64()
+		if p <= l {
+			return k
+		}
+		k++
+	}
 }
 
 func (ld *load) run() {
@@ -136,7 +157,11 @@ func (ld *load) run() {
 		b := int(now.Sub(ld.start) / bucket)
 		ld.mu.Lock()
 		for i, n := range ld.nodes {
-			ld.owed[i] += ld.rates[i] * dt
+			if ld.rng != nil {
+				ld.owed[i] += float64(poisson(ld.rng, ld.rates[i]*dt))
+			} else {
+				ld.owed[i] += ld.rates[i] * dt
+			}
 			for ld.owed[i] >= 1 {
 				ld.owed[i]--
 				if n.rl.Allow(ld.pipe) {
@@ -238,4 +263,19 @@ func (ld *load) settled(event, to time.Duration, limit float64, which ...int) ti
 		first = i
 	}
 	return time.Duration(first) * bucket
+}
+
+// testSeed is the seed of a randomized test: def, or SIPHA_SEED when set
+// (to try others, or replay one from a log).
+func testSeed(t *testing.T, def uint64) uint64 {
+	seed := def
+	if v := os.Getenv("SIPHA_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("SIPHA_SEED: %v", err)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (replay with SIPHA_SEED=%d)", seed, seed)
+	return seed
 }
