@@ -106,7 +106,7 @@ type load struct {
 	mu      sync.Mutex
 	rates   []float64 // offered calls/s per node; 0 stops a node
 	owed    []float64
-	buckets [][]int // [node][100 ms bucket] admitted
+	buckets [][]int    // [node][100 ms bucket] admitted
 	rng     *rand.Rand // when set, arrivals are Poisson instead of evenly spaced
 	quit    chan struct{}
 	done    chan struct{}
