@@ -10,9 +10,6 @@ import (
 
 const (
 	chRatelimit = cluster.ChannelRatelimit
-	// roundRing remembers when each of the last rounds was sent, to date
-	// the acks; Validate keeps Silence × (1+ClockDrift) well inside it.
-	roundRing = 256
 	// pruneEvery rounds, demand entries a peer stopped sending are freed.
 	pruneEvery = 64
 )
@@ -27,7 +24,7 @@ type peerState struct {
 	heard     bool   // a message came from the peer since this node started
 	bye       bool   // the peer said it is leaving, and has not spoken since
 	member    bool   // listed by the transport and not left, this round
-	fresh     bool   // an exchange both ways completed within Silence
+	fresh     bool   // heard from within Silence
 	gone      bool   // nothing heard for Silence × (1+ClockDrift)
 	demands   map[string]*remoteDemand
 }
@@ -64,13 +61,17 @@ func (ps *peerState) demandOf(name string) float64 {
 // exchanged; with everyone idle the limit is split evenly. It costs at most
 // Floor × L of admissions left unused while some node is idle.
 //
+// Own demand. The peers count this node's demand as it was in some round
+// since the newest one they all acknowledged; the node counts its own as
+// of that round too, so it grows only after the peers saw it grow (a round
+// or two late) and its share matches what they leave it.
+//
 // Silence. A node cannot tell a dead peer from one cut off by a partition,
 // so it follows two clocks (T = Silence, ε = ClockDrift):
-//   - A node that has not completed an exchange with some peer for T (the
-//     peer has not acknowledged any of its rounds sent in the last T) stops
-//     growing: its share is at most safe, the share last agreed while all
-//     peers were in contact (L ÷ known nodes for a pipe with no such
-//     moment).
+//   - A node that has heard nothing from some peer for T, or whose rounds
+//     the peers have not acknowledged for 8 rounds, stops growing: its
+//     share is at most safe, the share of its last round in full contact
+//     (L ÷ known nodes for a pipe with no such round).
 //   - A node that has heard nothing from a peer for T × (1+ε) drops it from
 //     the count, taking back its share, but only if itself and the peers
 //     it heard from within T × (1+ε) are a majority of the known nodes
@@ -80,11 +81,10 @@ func (ps *peerState) demandOf(name string) float64 {
 //     floor until it hears them (or they are silent for T × (1+ε)): the
 //     others may be sharing the whole limit without it.
 //
-// A peer's acknowledgement of round r can only be sent after r was sent,
-// so the isolated side freezes, by its own clock, at most T after the
-// other side last heard from it; the other side reclaims T × (1+ε) after
-// that by its clock. During a partition the cluster admits at most L plus
-// the minority side's safe shares.
+// So the side cut off never counts more own demand than the other side
+// last saw, and holds at most its safe share from T on, while the other
+// side takes the whole limit only from T × (1+ε) on: during a partition the
+// cluster admits at most L plus the minority side's safe shares.
 type clusterState struct {
 	l    *Limiter
 	tr   cluster.Transport
@@ -94,9 +94,8 @@ type clusterState struct {
 	mu      sync.Mutex
 	peers   map[cluster.NodeID]*peerState
 	round   uint64
-	sent    [roundRing]int64
 	counted []*peerState // peers whose demand counts this round
-	free    bool         // every counted peer is fresh
+	free    bool         // every counted peer is fresh and acknowledged a recent round
 	acked   uint64       // the oldest of this node's rounds the counted peers acknowledged
 	joining bool         // a known peer has not been heard yet since this node started
 	known   int          // nodes known and not left, this node included
@@ -155,7 +154,7 @@ func (cl *clusterState) classify(now int64) {
 		}
 		known++
 		minAll = min(minAll, id)
-		ps.fresh = ps.acked != 0 && cl.round-ps.acked < roundRing && now-cl.sent[ps.acked%roundRing] < silence
+		ps.fresh = ps.heard && now-ps.lastHeard < silence
 		ps.gone = now-ps.lastHeard >= gone
 		cl.joining = cl.joining || (!ps.heard && !ps.gone)
 		if !ps.gone {
@@ -176,7 +175,7 @@ func (cl *clusterState) classify(now int64) {
 		cl.free = cl.free && ps.fresh
 		cl.acked = min(cl.acked, ps.acked)
 	}
-	if cl.round-cl.acked >= sentRing {
+	if cl.acked == 0 || cl.round-cl.acked >= sentRing {
 		cl.free = false
 	}
 	cl.known = known
@@ -202,7 +201,7 @@ func (cl *clusterState) share(p *pipe, now int64) {
 	// node from growing before the peers saw it grow, at the cost of
 	// following its demand a round or two late.
 	own := p.demand
-	if cl.free && cl.acked > 0 {
+	if cl.free && cl.acked < cl.round {
 		own = p.sent[cl.acked%sentRing]
 	}
 	own += delta
@@ -246,7 +245,6 @@ func (cl *clusterState) initShare(p *pipe, now int64) {
 func (cl *clusterState) beginRound(now int64) {
 	cl.mu.Lock()
 	cl.round++
-	cl.sent[cl.round%roundRing] = now
 	cl.classify(now)
 	cl.acks = cl.acks[:0]
 	budget := cl.l.cfg.MaxMessageBytes / 2
@@ -348,9 +346,4 @@ func (cl *clusterState) HandleMessage(m cluster.Message) {
 		}
 		rd.rate, rd.tick = float64(pd.milli)/milli, d.tick
 	}
-}
-
-// roundsInSilence is how many rounds fit in Silence × (1+ClockDrift).
-func roundsInSilence(c Config) float64 {
-	return float64(c.Silence) * (1 + c.ClockDrift) / float64(c.Interval)
 }

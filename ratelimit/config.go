@@ -207,8 +207,6 @@ func (c Config) Validate() error {
 		return bad("Smoothing must be in (0,1]")
 	case !(c.Floor > 0 && c.Floor <= 0.5):
 		return bad("Floor must be in (0,0.5]")
-	case roundsInSilence(c) > roundRing/2:
-		return bad("Silence × (1+ClockDrift) must span at most 128 Intervals")
 	case c.MaxMessageBytes < minMessageBytes:
 		return bad(fmt.Sprintf("MaxMessageBytes must be at least %d", minMessageBytes))
 	}

@@ -255,7 +255,6 @@ func TestConfigValidate(t *testing.T) {
 		{Floor: 0.9},
 		{MaxMessageBytes: 100},
 		{MaxPipeName: 300},
-		{Interval: time.Millisecond, Silence: time.Second},
 	}
 	for i, c := range bad {
 		if err := c.Validate(); !errors.Is(err, ratelimit.ErrBadConfig) {
