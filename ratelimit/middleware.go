@@ -33,8 +33,8 @@ type MiddlewareConfig struct {
 	// RetryAfter is the Retry-After sent with a rejection, rounded up to
 	// whole seconds; default 1s; negative sends none.
 	RetryAfter time.Duration
-	// OnReject, when set, is called for each rejected request after the
-	// response was sent (for metrics and logs). Same concurrency as Pipe.
+	// OnReject, when set, is called for each rejected request just before
+	// its response is sent (for metrics and logs). Same concurrency as Pipe.
 	OnReject func(req *sip.Request, pipe string)
 }
 
@@ -81,15 +81,15 @@ func Middleware(l *Limiter, cfg MiddlewareConfig) (func(next sipgo.RequestHandle
 				next(req, tx)
 				return
 			}
+			if cfg.OnReject != nil {
+				cfg.OnReject(req, pipe)
+			}
 			res := sip.NewResponseFromRequest(req, cfg.Status, cfg.Reason, nil)
 			if retry != "" {
 				res.AppendHeader(sip.NewHeader("Retry-After", retry))
 			}
 			if err := tx.Respond(res); err != nil && !errors.Is(err, net.ErrClosed) {
 				l.cfg.Logger.Debug("ratelimit: rejection not sent", "pipe", pipe, "err", err)
-			}
-			if cfg.OnReject != nil {
-				cfg.OnReject(req, pipe)
 			}
 		}
 	}, nil
