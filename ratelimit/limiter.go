@@ -26,6 +26,10 @@ type shard struct {
 type Limiter struct {
 	cfg    Config
 	epoch  time.Time
+	// monotonic: Config.Now was left to its default, so now() may read
+	// only the monotonic clock (time.Since), half the cost of time.Now's
+	// wall and monotonic reads.
+	monotonic bool
 	seed   maphash.Seed
 	shards [shardCount]shard
 	npipes atomic.Int64
@@ -46,8 +50,9 @@ func New(cfg Config) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	monotonic := cfg.Now == nil
 	cfg = cfg.withDefaults()
-	l := &Limiter{cfg: cfg, epoch: cfg.Now(), seed: maphash.MakeSeed(), quit: make(chan struct{})}
+	l := &Limiter{cfg: cfg, epoch: cfg.Now(), monotonic: monotonic, seed: maphash.MakeSeed(), quit: make(chan struct{})}
 	for i := range l.shards {
 		l.shards[i].pipes = make(map[string]*pipe)
 	}
@@ -81,7 +86,12 @@ func (l *Limiter) Close() error {
 }
 
 // now is the limiter's time: ns since it started, by the injected clock.
-func (l *Limiter) now() int64 { return int64(l.cfg.Now().Sub(l.epoch)) }
+func (l *Limiter) now() int64 {
+	if l.monotonic {
+		return int64(time.Since(l.epoch))
+	}
+	return int64(l.cfg.Now().Sub(l.epoch))
+}
 
 // Allow reports whether one call on pipe may go ahead now.
 func (l *Limiter) Allow(pipe string) bool { return l.AllowN(pipe, 1) }
