@@ -22,6 +22,7 @@ type peerState struct {
 	lastTick  uint64 // the peer's newest round heard
 	acked     uint64 // this node's newest round the peer said it heard
 	heard     bool   // a message came from the peer since this node started
+	everAcked bool   // the peer acknowledged a round of this node (of any of its incarnations)
 	bye       bool   // the peer said it is leaving, and has not spoken since
 	member    bool   // listed by the transport and not left, this round
 	fresh     bool   // heard from within Silence
@@ -77,9 +78,10 @@ func (ps *peerState) demandOf(name string) float64 {
 //     it heard from within T × (1+ε) are a majority of the known nodes
 //     (half, with the lowest node ID among them, breaks a tie). A minority
 //     keeps its safe share for as long as the partition lasts.
-//   - A node that starts beside peers it has not heard yet takes only its
-//     floor until it hears them (or they are silent for T × (1+ε)): the
-//     others may be sharing the whole limit without it.
+//   - A node that starts beside peers takes only its floor until each has
+//     acknowledged one of its rounds: the others may be sharing the whole
+//     limit without it. A peer it never heard from counts as silent only
+//     after JoinGrace (2 s), time for the transport to connect.
 //
 // So the side cut off never counts more own demand than the other side
 // last saw, and holds at most its safe share from T on, while the other
@@ -97,7 +99,7 @@ type clusterState struct {
 	counted []*peerState // peers whose demand counts this round
 	free    bool         // every counted peer is fresh and acknowledged a recent round
 	acked   uint64       // the oldest of this node's rounds the counted peers acknowledged
-	joining bool         // a known peer has not been heard yet since this node started
+	joining bool         // a known peer has never acknowledged a round of this node
 	known   int          // nodes known and not left, this node included
 	enc     encoder
 	dec     demandMsg
@@ -142,6 +144,7 @@ func (cl *clusterState) classify(now int64) {
 	}
 	silence := int64(cl.l.cfg.Silence)
 	gone := int64(float64(silence) * (1 + cl.l.cfg.ClockDrift))
+	grace := int64(cl.l.cfg.JoinGrace)
 	known, reach := 1, 1
 	cl.joining = false
 	minAll, minReach := cl.self, cl.self
@@ -155,8 +158,8 @@ func (cl *clusterState) classify(now int64) {
 		known++
 		minAll = min(minAll, id)
 		ps.fresh = ps.heard && now-ps.lastHeard < silence
-		ps.gone = now-ps.lastHeard >= gone
-		cl.joining = cl.joining || (!ps.heard && !ps.gone)
+		ps.gone = now-ps.lastHeard >= gone && (ps.heard || now-ps.lastHeard >= grace)
+		cl.joining = cl.joining || (!ps.everAcked && !ps.gone)
 		if !ps.gone {
 			// In contact for the majority count means heard from: a
 			// late acknowledgement (a retransmission holding the stream
@@ -217,10 +220,11 @@ func (cl *clusterState) share(p *pipe, now int64) {
 	case cl.free:
 		p.safe = s
 	case cl.joining:
-		// A node that starts (or restarts) beside peers it has not heard
-		// yet takes only its floor: the peers may be running the whole
-		// limit among themselves, and will make room once they hear its
-		// demand. Peers not heard within T × (1+ε) are handled as silent.
+		// A node that starts (or restarts) beside peers that have not
+		// acknowledged it yet takes only its floor: the peers may be
+		// running the whole limit among themselves, and make room only
+		// once they count its demand. Peers silent for T × (1+ε) are
+		// handled as silent.
 		s = min(s, p.safe, delta)
 	default:
 		s = min(s, p.safe)
@@ -335,7 +339,7 @@ func (cl *clusterState) HandleMessage(m cluster.Message) {
 	ps.lastTick = max(ps.lastTick, d.tick)
 	for _, a := range d.acks {
 		if string(a.id) == string(cl.self) && a.inc == cl.inc && a.tick <= cl.round {
-			ps.acked = max(ps.acked, a.tick)
+			ps.acked, ps.everAcked = max(ps.acked, a.tick), true
 		}
 	}
 	for _, pd := range d.pipes {

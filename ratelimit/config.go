@@ -117,6 +117,11 @@ type Config struct {
 	// T × (1+ClockDrift) drops that peer's share (if it sees a majority).
 	// Default 300ms (three intervals).
 	Silence time.Duration
+	// JoinGrace is how long a node that starts waits for a peer it has
+	// never heard from before counting the peer as silent; meanwhile it
+	// admits only its floor share. It covers the transport's reconnect
+	// backoff. Default 2s; at least Silence × (1+ClockDrift).
+	JoinGrace time.Duration
 	// ClockDrift is ε, the most two nodes' clock rates may differ by;
 	// default 0.2.
 	ClockDrift float64
@@ -144,6 +149,7 @@ const (
 	defaultInterval        = 100 * time.Millisecond
 	defaultSilence         = 300 * time.Millisecond
 	defaultClockDrift      = 0.2
+	defaultJoinGrace       = 2 * time.Second
 	defaultSmoothing       = 0.5
 	defaultFloor           = 0.02
 	defaultMaxMessageBytes = 16 << 10
@@ -166,6 +172,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Silence == 0 {
 		c.Silence = defaultSilence
+	}
+	if c.JoinGrace == 0 {
+		c.JoinGrace = defaultJoinGrace
 	}
 	if c.ClockDrift == 0 {
 		c.ClockDrift = defaultClockDrift
@@ -203,6 +212,8 @@ func (c Config) Validate() error {
 		return bad("IdleTimeout must be at least 2 × Interval")
 	case !(c.ClockDrift > 0 && c.ClockDrift < 1):
 		return bad("ClockDrift must be in (0,1)")
+	case float64(c.JoinGrace) < float64(c.Silence)*(1+c.ClockDrift):
+		return bad("JoinGrace must be at least Silence × (1+ClockDrift)")
 	case !(c.Smoothing > 0 && c.Smoothing <= 1):
 		return bad("Smoothing must be in (0,1]")
 	case !(c.Floor > 0 && c.Floor <= 0.5):

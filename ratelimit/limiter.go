@@ -24,16 +24,16 @@ type shard struct {
 // use; Allow takes no lock but a read lock on one of 64 shards of the pipe
 // table and allocates nothing for a pipe that exists.
 type Limiter struct {
-	cfg    Config
-	epoch  time.Time
+	cfg   Config
+	epoch time.Time
 	// monotonic: Config.Now was left to its default, so now() may read
 	// only the monotonic clock (time.Since), half the cost of time.Now's
 	// wall and monotonic reads.
 	monotonic bool
-	seed   maphash.Seed
-	shards [shardCount]shard
-	npipes atomic.Int64
-	closed atomic.Bool
+	seed      maphash.Seed
+	shards    [shardCount]shard
+	npipes    atomic.Int64
+	closed    atomic.Bool
 
 	cl *clusterState // nil in node-local mode
 
