@@ -35,13 +35,17 @@
 // partition. With T = Config.Silence (default 300 ms) and ε =
 // Config.ClockDrift (default 0.2):
 //
-//   - a node that has not completed an exchange with a peer for T holds at
-//     most its last agreed share (a new pipe: limit ÷ known nodes);
+//   - a node counts its own demand as of the newest round all its peers
+//     acknowledged, so it grows only after they saw it grow;
+//   - a node that has heard nothing from a peer for T holds at most its
+//     last agreed share (a new pipe: limit ÷ known nodes);
 //   - a node that has heard nothing from a peer for T × (1+ε) takes the
 //     peer's share back, if it and the peers it heard from within that time
 //     are a majority of the known nodes (half with the lowest node ID breaks
 //     a tie); a minority keeps its safe share until the partition heals;
-//   - a node that starts takes only a small floor until it hears its peers.
+//   - a node that starts takes only a small floor until every peer has
+//     acknowledged it, and counts a peer it never heard from as silent only
+//     after Config.JoinGrace (2 s).
 //
 // So a dead node's share returns to the survivors within about
 // T × (1+ε) + 2 × Interval (under 600 ms by default), a node that stops

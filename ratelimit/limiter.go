@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -242,4 +243,107 @@ func (l *Limiter) forEachPipe(fn func(p *pipe) (remove bool)) {
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// loop is the limiter's one goroutine: every Interval it measures each
+// pipe's demand, expires idle pipes and, in cluster mode, runs a round of
+// the demand exchange.
+func (l *Limiter) loop() {
+	t := time.NewTicker(l.cfg.Interval)
+	defer t.Stop()
+	last := l.now()
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-t.C:
+		}
+		now := l.now()
+		l.tick(now, now-last)
+		last = now
+	}
+}
+
+func (l *Limiter) tick(now, elapsed int64) {
+	if elapsed <= 0 {
+		elapsed = int64(l.cfg.Interval)
+	}
+	secs := time.Duration(elapsed).Seconds()
+	alpha := l.cfg.Smoothing
+	idle := int64(l.cfg.IdleTimeout)
+	if l.cl != nil {
+		l.cl.beginRound(now)
+		defer l.cl.endRound()
+	}
+	l.forEachPipe(func(p *pipe) bool {
+		asked := p.asked.Load()
+		n := asked - p.lastAsked
+		p.lastAsked = asked
+		p.demand = alpha*float64(n)/secs + (1-alpha)*p.demand
+		p.demandBits.Store(math.Float64bits(p.demand))
+		if n > 0 {
+			p.lastActive = now
+		} else if now-p.lastActive >= idle {
+			return true
+		}
+		if l.cl != nil {
+			l.cl.update(p, now)
+		}
+		return false
+	})
+}
+
+// Stats is a snapshot of a limiter's counters, for metrics.
+type Stats struct {
+	Pipes        int    // live pipes
+	RefusedPipes uint64 // calls refused because a new pipe could not be made (MaxPipes, bad name)
+	// Cluster mode only.
+	MessagesSent      uint64
+	MessagesReceived  uint64
+	MessagesMalformed uint64
+	SendErrors        uint64 // messages a peer's full queue dropped
+	PeersInContact    int    // peers with an exchange both ways within Silence
+	Quorum            bool   // this node and the peers in contact are a majority
+}
+
+// Stats returns the limiter's counters.
+func (l *Limiter) Stats() Stats {
+	s := Stats{Pipes: int(l.npipes.Load()), RefusedPipes: l.rejectedNew.Load(), Quorum: true}
+	if cl := l.cl; cl != nil {
+		s.MessagesSent = cl.msgsSent.Load()
+		s.MessagesReceived = cl.msgsRecv.Load()
+		s.MessagesMalformed = cl.msgsBad.Load()
+		s.SendErrors = cl.sendErrs.Load()
+		s.PeersInContact = int(cl.freshPeers.Load())
+		s.Quorum = cl.quorum.Load()
+	}
+	return s
+}
+
+// PipeStats describes one pipe on this node.
+type PipeStats struct {
+	Limit    Limit   // the pipe's (cluster-wide) limit
+	Share    float64 // calls/s this node may admit now
+	Demand   float64 // smoothed calls/s asked for on this node
+	Asked    uint64  // calls asked for since the pipe was made
+	Admitted uint64  // calls admitted since the pipe was made
+}
+
+// Pipe returns the stats of a live pipe; ok is false if it does not exist.
+// It does not make the pipe.
+func (l *Limiter) Pipe(name string) (ps PipeStats, ok bool) {
+	sh := &l.shards[maphash.String(l.seed, name)%shardCount]
+	sh.mu.RLock()
+	p := sh.pipes[name]
+	sh.mu.RUnlock()
+	if p == nil {
+		return PipeStats{}, false
+	}
+	return PipeStats{
+		Limit:    p.limit,
+		Share:    math.Float64frombits(p.shareBits.Load()),
+		Demand:   math.Float64frombits(p.demandBits.Load()),
+		Asked:    p.asked.Load(),
+		Admitted: p.admitted.Load(),
+	}, true
 }
