@@ -15,7 +15,7 @@ var (
 	ErrBadConfig   = errors.New("ratelimit: bad config")
 	ErrClosed      = errors.New("ratelimit: limiter closed")
 	ErrLimited     = errors.New("ratelimit: over the limit")
-	ErrTooManyPipe = errors.New("ratelimit: too many pipes")
+	ErrPipeRefused = errors.New("ratelimit: pipe refused (MaxPipes reached, or an empty or too long name)")
 	ErrNoReserve   = errors.New("ratelimit: pipe's algorithm cannot reserve (only TokenBucket can)")
 	ErrBadMessage  = errors.New("ratelimit: malformed demand message")
 )

@@ -135,7 +135,7 @@ func (l *Limiter) Reserve(pipe string, n int, maxWait time.Duration) (time.Durat
 	}
 	p := l.pipe(pipe)
 	if p == nil {
-		return 0, fmt.Errorf("pipe %q: %w", pipe, ErrTooManyPipe)
+		return 0, fmt.Errorf("pipe %q: %w", pipe, ErrPipeRefused)
 	}
 	if p.limit.Algorithm != TokenBucket && !p.unlimited {
 		return 0, fmt.Errorf("pipe %q: %w", pipe, ErrNoReserve)

@@ -43,6 +43,12 @@ func TestTokenBucketRateAndBurst(t *testing.T) {
 		if l.Allow("t") {
 			t.Fatal("an empty bucket admitted a call")
 		}
+		if l.AllowN("u", -1) || !l.AllowN("u", 0) {
+			t.Fatal("AllowN(-1) admitted or AllowN(0) refused")
+		}
+		if ps, _ := l.Pipe("u"); ps.Asked != 0 {
+			t.Fatalf("AllowN of 0 and -1 counted %d calls of demand", ps.Asked)
+		}
 		if l.AllowN("u", 21) {
 			t.Fatal("AllowN took more than the burst")
 		}
@@ -157,7 +163,10 @@ func TestPipeBoundsAndExpiry(t *testing.T) {
 		if l.Allow("d") || l.Allow(strings.Repeat("x", 256)) || l.Allow("") {
 			t.Fatal("a pipe beyond MaxPipes, a 256-byte name or an empty name was admitted")
 		}
-		if s := l.Stats(); s.Pipes != 3 || s.RefusedPipes != 3 {
+		if _, err := l.Reserve("e", 1, time.Second); !errors.Is(err, ratelimit.ErrPipeRefused) {
+			t.Fatalf("Reserve on a pipe beyond MaxPipes: %v, want ErrPipeRefused", err)
+		}
+		if s := l.Stats(); s.Pipes != 3 || s.RefusedPipes != 4 {
 			t.Fatalf("stats %+v, want 3 pipes and 3 refused", s)
 		}
 		time.Sleep(500 * time.Millisecond)

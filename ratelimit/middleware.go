@@ -38,6 +38,18 @@ type MiddlewareConfig struct {
 	OnReject func(req *sip.Request, pipe string)
 }
 
+// Validate checks the configuration: Pipe is required, and Status, when
+// set, must be an error status (300–699).
+func (c MiddlewareConfig) Validate() error {
+	if c.Pipe == nil {
+		return fmt.Errorf("%w: MiddlewareConfig.Pipe is required", ErrBadConfig)
+	}
+	if c.Status != 0 && (c.Status < 300 || c.Status > 699) {
+		return fmt.Errorf("%w: rejection status %d is not an error status", ErrBadConfig, c.Status)
+	}
+	return nil
+}
+
 // Middleware wraps a sipgo request handler: an initial request (no To
 // tag) whose pipe is over its limit is answered with Status and Retry-After
 // and does not reach next; in-dialog requests (re-INVITE, BYE, in-dialog
@@ -46,14 +58,14 @@ type MiddlewareConfig struct {
 //	limit, _ := ratelimit.Middleware(lim, ratelimit.MiddlewareConfig{Pipe: ratelimit.FromHost})
 //	srv.OnInvite(limit(handleInvite))
 func Middleware(l *Limiter, cfg MiddlewareConfig) (func(next sipgo.RequestHandler) sipgo.RequestHandler, error) {
-	if l == nil || cfg.Pipe == nil {
-		return nil, fmt.Errorf("%w: Middleware needs a Limiter and a Pipe function", ErrBadConfig)
+	if l == nil {
+		return nil, fmt.Errorf("%w: Middleware needs a Limiter", ErrBadConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Status == 0 {
 		cfg.Status, cfg.Reason = 503, "Service Unavailable"
-	}
-	if cfg.Status < 300 || cfg.Status > 699 {
-		return nil, fmt.Errorf("%w: rejection status %d is not an error status", ErrBadConfig, cfg.Status)
 	}
 	retry := ""
 	switch {

@@ -101,13 +101,16 @@ func (p *pipe) setShare(rate float64, burst float64, now int64) {
 
 // allow decides n calls at now (ns since epoch).
 func (p *pipe) allow(now int64, n int) bool {
+	if n <= 0 {
+		return n == 0 && !p.deny
+	}
 	p.asked.Add(uint64(n))
 	var ok bool
 	switch {
 	case p.unlimited:
 		ok = true
-	case p.deny || n <= 0:
-		ok = n == 0 && !p.deny
+	case p.deny:
+		ok = false
 	case p.limit.Algorithm == TokenBucket:
 		ok = p.allowBucket(now, int64(n))
 	default:
@@ -136,6 +139,9 @@ func (p *pipe) allowBucket(now, n int64) bool {
 // reserve takes n calls from the bucket now and says how long the caller
 // must wait before making them, or refuses when that is beyond maxWait.
 func (p *pipe) reserve(now int64, n int64, maxWait time.Duration) (time.Duration, bool) {
+	if n <= 0 {
+		return 0, n == 0 && !p.deny
+	}
 	p.asked.Add(uint64(n))
 	if p.unlimited {
 		p.admitted.Add(uint64(n))
