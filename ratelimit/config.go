@@ -35,6 +35,12 @@ const (
 	// FixedWindow is OpenSIPS' TAILDROP: at most Rate × Window per aligned
 	// window, then everything is dropped until the next window starts.
 	FixedWindow
+	// RED is the token bucket with random early drop: once more than half
+	// of the burst is in use, a call is refused with a probability that
+	// grows linearly to 1 as the bucket empties, so a burst meets a rising
+	// rejection rate instead of all-then-nothing. The long-run rate is the
+	// bucket's. Supports Reserve (reservations are not dropped early).
+	RED
 )
 
 func (a Algorithm) String() string {
@@ -45,6 +51,8 @@ func (a Algorithm) String() string {
 		return "sliding-window"
 	case FixedWindow:
 		return "fixed-window"
+	case RED:
+		return "red"
 	}
 	return fmt.Sprintf("algorithm(%d)", uint8(a))
 }
@@ -72,7 +80,7 @@ func (l Limit) validate() error {
 		return fmt.Errorf("%w: Limit.Rate must be a finite number ≥ 0", ErrBadConfig)
 	case l.Burst < 0:
 		return fmt.Errorf("%w: Limit.Burst must be ≥ 0", ErrBadConfig)
-	case l.Algorithm > FixedWindow:
+	case l.Algorithm > RED:
 		return fmt.Errorf("%w: unknown %v", ErrBadConfig, l.Algorithm)
 	case l.Window < 0:
 		return fmt.Errorf("%w: Limit.Window must be ≥ 0", ErrBadConfig)

@@ -6,7 +6,8 @@
 // after Config.IdleTimeout without calls. Each pipe runs one [Algorithm]:
 // a token bucket (the default, lock-free, with [Limiter.Reserve] and
 // [Limiter.Wait] for a B2BUA that queues calls instead of rejecting them),
-// a sliding window, or OpenSIPS' fixed-window TAILDROP.
+// the same bucket with random early drop (RED), a sliding window, or
+// OpenSIPS' fixed-window TAILDROP.
 //
 //	lim, err := ratelimit.New(ratelimit.Config{
 //		Pipes:   map[string]ratelimit.Limit{"tenant-a": {Rate: 50}}, // calls/s

@@ -124,7 +124,7 @@ func (l *Limiter) AllowBytes(pipe []byte) bool {
 	return p.allow(l.now(), 1)
 }
 
-// Reserve takes n calls from a TokenBucket pipe and returns how long the
+// Reserve takes n calls from a TokenBucket (or RED) pipe and returns how long the
 // caller must wait before placing them; a B2BUA queues the call for that
 // long instead of rejecting it. When the wait would exceed maxWait nothing
 // is taken and the error wraps ErrLimited. Pipes of other algorithms give
@@ -137,7 +137,7 @@ func (l *Limiter) Reserve(pipe string, n int, maxWait time.Duration) (time.Durat
 	if p == nil {
 		return 0, fmt.Errorf("pipe %q: %w", pipe, ErrPipeRefused)
 	}
-	if p.limit.Algorithm != TokenBucket && !p.unlimited {
+	if !p.bucket() && !p.unlimited {
 		return 0, fmt.Errorf("pipe %q: %w", pipe, ErrNoReserve)
 	}
 	wait, ok := p.reserve(l.now(), int64(n), maxWait)

@@ -277,3 +277,46 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("zero config: %v", err)
 	}
 }
+
+// TestREDDropsEarly: after an idle spell, 24 calls at once on a bucket of
+// 20: the token bucket admits the first 20 and refuses the rest; RED
+// starts refusing once half the burst is used and admits fewer, and under
+// a steady 2× overload admits the bucket's rate all the same.
+func TestREDDropsEarly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLocal(t, ratelimit.Config{
+			Pipes: map[string]ratelimit.Limit{
+				"tb":  {Rate: 100, Burst: 20},
+				"red": {Rate: 100, Burst: 20, Algorithm: ratelimit.RED},
+			},
+		})
+		burst := func(pipe string) (admitted, firstRefused int) {
+			firstRefused = -1
+			for i := 0; i < 24; i++ {
+				if l.Allow(pipe) {
+					admitted++
+				} else if firstRefused < 0 {
+					firstRefused = i
+				}
+			}
+			return
+		}
+		tbN, tbFirst := burst("tb")
+		redN, redFirst := burst("red")
+		t.Logf("24 calls at once: token bucket admitted %d (first refusal at call %d), RED %d (first refusal at call %d)", tbN, tbFirst, redN, redFirst)
+		if tbN != 20 || tbFirst != 20 {
+			t.Fatalf("token bucket: %d admitted, first refusal %d; want 20, 20", tbN, tbFirst)
+		}
+		if redN >= 20 || redN < 10 || redFirst < 10 || redFirst >= 20 {
+			t.Fatalf("RED: %d admitted, first refusal %d; want 10..19 and a refusal between calls 10 and 19", redN, redFirst)
+		}
+		time.Sleep(time.Second)
+		got := offer(l, "red", 5*time.Millisecond, 10*time.Second)
+		if got < 950 || got > 1020 {
+			t.Fatalf("RED admitted %d calls in 10 s offered 200/s at 100/s", got)
+		}
+		if _, err := l.Reserve("red", 1, time.Second); err != nil {
+			t.Fatalf("Reserve on a RED pipe: %v", err)
+		}
+	})
+}

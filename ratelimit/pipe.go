@@ -66,8 +66,8 @@ func (p *pipe) setShare(rate float64, burst float64, now int64) {
 	p.share = rate
 	p.shareBits.Store(math.Float64bits(rate))
 	burst = max(1, burst)
-	switch p.limit.Algorithm {
-	case TokenBucket:
+	switch {
+	case p.bucket():
 		em := maxEmission
 		if rate > 0 {
 			em = min(maxEmission, max(1, int64(float64(time.Second)/rate)))
@@ -111,8 +111,8 @@ func (p *pipe) allow(now int64, n int) bool {
 		ok = true
 	case p.deny:
 		ok = false
-	case p.limit.Algorithm == TokenBucket:
-		ok = p.allowBucket(now, int64(n))
+	case p.bucket():
+		ok = p.allowBucket(now, int64(n), p.limit.Algorithm == RED)
 	default:
 		ok = p.allowWindow(now, float64(n))
 	}
@@ -122,13 +122,24 @@ func (p *pipe) allow(now int64, n int) bool {
 	return ok
 }
 
-func (p *pipe) allowBucket(now, n int64) bool {
+// bucket reports whether the pipe runs on the token bucket.
+func (p *pipe) bucket() bool { return p.limit.Algorithm == TokenBucket || p.limit.Algorithm == RED }
+
+// redFrom is the fraction of the burst in use above which RED drops early.
+const redFrom = 0.5
+
+func (p *pipe) allowBucket(now, n int64, early bool) bool {
 	em, tol := p.emission.Load(), p.tolerance.Load()
 	for {
 		tat := p.tat.Load()
 		newTat := max(tat, now) + n*em
 		if newTat-now > tol {
 			return false
+		}
+		if early && tol > 0 {
+			if fill := float64(tat-now) / float64(tol); fill > redFrom && p.coin() < (fill-redFrom)/(1-redFrom) {
+				return false
+			}
 		}
 		if p.tat.CompareAndSwap(tat, newTat) {
 			return true
@@ -160,6 +171,16 @@ func (p *pipe) reserve(now int64, n int64, maxWait time.Duration) (time.Duration
 			return wait, true
 		}
 	}
+}
+
+// coin is a uniform number in [0,1) for RED: the pipe's call counter
+// through a SplitMix64 step, so no lock and no shared generator.
+func (p *pipe) coin() float64 {
+	z := p.asked.Load()*0x9e3779b97f4a7c15 + 0x632be59bd9b4e019
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return float64(z>>11) / (1 << 53)
 }
 
 func (p *pipe) allowWindow(now int64, n float64) bool {

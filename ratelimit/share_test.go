@@ -101,10 +101,10 @@ func TestSixteenNodes(t *testing.T) {
 	})
 }
 
-// TestWindowAlgorithmsInCluster: the sliding and fixed windows follow the
-// node's share as the token bucket does.
-func TestWindowAlgorithmsInCluster(t *testing.T) {
-	for _, alg := range []ratelimit.Algorithm{ratelimit.SlidingWindow, ratelimit.FixedWindow} {
+// TestAlgorithmsInCluster: the sliding and fixed windows and RED follow
+// the node's share as the token bucket does.
+func TestAlgorithmsInCluster(t *testing.T) {
+	for _, alg := range []ratelimit.Algorithm{ratelimit.SlidingWindow, ratelimit.FixedWindow, ratelimit.RED} {
 		t.Run(alg.String(), func(t *testing.T) {
 			clustertest.CheckLeaks(t)
 			synctest.Test(t, func(t *testing.T) {
