@@ -26,13 +26,12 @@ import (
 // messages with the same header; a receiver keeps a pipe's demand while it
 // is from the sender's newest round or the one before.
 const (
-	wireVersion  = 1
-	flagLeaving  = 1 << 0
-	maxAcks      = 64
-	maxIDBytes   = 255
-	milli        = 1000
-	maxWireRate  = 1 << 50 // calls/s × 1000; far above any real demand
-	maxHeaderLen = 2 + 3*binary.MaxVarintLen64 + maxAcks*(1+maxIDBytes+2*binary.MaxVarintLen64) + binary.MaxVarintLen64
+	wireVersion = 1
+	flagLeaving = 1 << 0
+	maxAcks     = 64
+	maxIDBytes  = 255
+	milli       = 1000
+	maxWireRate = 1 << 50 // calls/s × 1000; far above any real demand
 )
 
 type ackEntry struct {
