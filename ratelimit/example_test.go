@@ -78,16 +78,22 @@ func ExampleMiddleware() {
 }
 
 func ExampleLimiter_Reserve() {
-	lim, _ := ratelimit.New(ratelimit.Config{Default: ratelimit.Limit{Rate: 10, Burst: 1}})
+	// A clock that stands still, so the waits printed are exact.
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	lim, _ := ratelimit.New(ratelimit.Config{
+		Default: ratelimit.Limit{Rate: 10, Burst: 1},
+		Now:     func() time.Time { return start },
+	})
 	defer lim.Close()
 	// A B2BUA that queues calls instead of rejecting them: each call learns
 	// how long to hold it.
-	for i := 0; i < 3; i++ {
-		wait, err := lim.Reserve("queue", 1, time.Second)
-		fmt.Println(wait.Round(10*time.Millisecond), err)
+	for i := 0; i < 4; i++ {
+		wait, err := lim.Reserve("queue", 1, 250*time.Millisecond)
+		fmt.Println(wait, err)
 	}
 	// Output:
 	// 0s <nil>
 	// 100ms <nil>
 	// 200ms <nil>
+	// 300ms pipe "queue" needs a wait of 300ms: ratelimit: over the limit
 }
