@@ -119,10 +119,11 @@ type Config struct {
 	Transport cluster.Transport
 	// Interval is how often demand is exchanged; default 100ms.
 	Interval time.Duration
-	// Silence is T: a node that has not completed an exchange with a peer
-	// for T stops growing its share (it holds at most its last agreed
-	// share), and a node that has heard nothing from a peer for
-	// T × (1+ClockDrift) drops that peer's share (if it sees a majority).
+	// Silence is T: a node that has heard nothing from a peer for T stops
+	// growing its share (it holds at most its last agreed share), and a
+	// node that has heard nothing from a peer for T × (1+ClockDrift) drops
+	// that peer's share (if it sees a majority). It must exceed a round
+	// trip plus one Interval plus the longest pause a process may take.
 	// Default 300ms (three intervals).
 	Silence time.Duration
 	// JoinGrace is how long a node that starts waits for a peer it has
@@ -137,7 +138,7 @@ type Config struct {
 	// smoothed demand, in (0,1]; default 0.5.
 	Smoothing float64
 	// Floor is the fraction of a pipe's limit every node may claim however
-	// idle it is, split between the nodes, in [0,0.5]; default 0.02.
+	// idle it is, split between the nodes, in (0,0.5]; default 0.02.
 	Floor float64
 	// MaxMessageBytes bounds one demand message; pipes beyond it go in
 	// further messages of the same round. Default 16 KiB.

@@ -302,7 +302,7 @@ type Stats struct {
 	MessagesReceived  uint64
 	MessagesMalformed uint64
 	SendErrors        uint64 // messages a peer's full queue dropped
-	PeersInContact    int    // peers with an exchange both ways within Silence
+	PeersInContact    int    // counted peers heard from within Silence
 	Quorum            bool   // this node and the peers in contact are a majority
 }
 
