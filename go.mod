@@ -10,6 +10,7 @@ require (
 	github.com/miekg/dns v1.1.73
 	golang.org/x/net v0.57.0
 	golang.org/x/sync v0.24.0
+	golang.org/x/time v0.16.0
 )
 
 require (
