@@ -1,6 +1,7 @@
 package usrloc
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -44,6 +45,7 @@ func (in *interner) id(s string) uint32 {
 	if in.n >= in.max {
 		return 0
 	}
+	s = strings.Clone(s) // s may alias a message buffer
 	in.n++
 	id := in.n
 	idx := id - 1

@@ -129,3 +129,39 @@ func (s *Store) appendWire(dst []wireRec, aor string, r *rec, now int64) []wireR
 	s.toWire(aor, r, now, &dst[len(dst)-1])
 	return dst
 }
+
+// dominates reports whether this store holds w's binding at w's version or
+// a newer one (or w has expired here already).
+func (s *Store) dominates(w *wireRec) bool {
+	if w.Remaining <= s.cfg.ExpiryResolution {
+		return true // may have expired here a moment earlier
+	}
+	r, err := s.pack(&fields{Contact: w.F.Contact, Instance: w.F.Instance, RegID: w.F.RegID, CallID: w.F.CallID, CSeq: w.F.CSeq}, 0, w.HLC, 0, w.Tombstone)
+	if err != nil {
+		return false
+	}
+	node := s.in.id(w.Node)
+	r.node = node
+	sh := &s.shards[bucketOf(w.AOR)]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	sl, ok := sh.aors[w.AOR]
+	if !ok {
+		return false
+	}
+	check := func(have *rec) (bool, bool) {
+		if !have.sameKey(&r) {
+			return false, false
+		}
+		return true, have.hlc == r.hlc && have.node == r.node || !newer(&r, have, s.in)
+	}
+	if found, ok := check(&sl.head); found {
+		return ok
+	}
+	for i := range sl.tail {
+		if found, ok := check(&sl.tail[i]); found {
+			return ok
+		}
+	}
+	return false
+}

@@ -180,9 +180,9 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 	}
 	aor := ent.key
 	sh.mu.Unlock()
-	if s.onLocal != nil {
+	if fn := s.onLocal.Load(); fn != nil {
 		for i := range changed {
-			s.onLocal(aor, &changed[i])
+			(*fn)(aor, &changed[i])
 		}
 	}
 	return dst, nil

@@ -31,9 +31,9 @@ type Store struct {
 	watchers atomic.Pointer[[]*watcher]
 	wmu      sync.Mutex
 
-	// onLocal, when set (by a Replicator before any write), receives every
-	// change made by this node, after the shard lock is released.
-	onLocal func(aor string, r *rec)
+	// onLocal, when set (by a Replicator), receives every change made by
+	// this node, after the shard lock is released.
+	onLocal atomic.Pointer[func(aor string, r *rec)]
 
 	live   atomic.Int64 // bindings that are not tombstones
 	coarse atomic.Int64 // the clock as of the last expiry tick, Unix ns
@@ -315,4 +315,12 @@ func (sh *shard) store(e aorEntry) {
 	default:
 		sh.aors[e.key] = slot{key: e.key, head: e.recs[0], tail: e.recs[1:]}
 	}
+}
+
+func (s *Store) setOnLocal(fn func(aor string, r *rec)) {
+	if fn == nil {
+		s.onLocal.Store(nil)
+		return
+	}
+	s.onLocal.Store(&fn)
 }
