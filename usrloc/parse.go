@@ -98,7 +98,7 @@ func (r *Registrar) parse(req *sip.Request, tx sip.ServerTransaction, aor string
 	reg.Contacts = make([]ContactUpdate, 0, len(cs))
 	for _, c := range cs {
 		scheme := strings.ToLower(c.Address.Scheme)
-		if c.Address.Host == "" || scheme == "" {
+		if c.Address.Host == "" || scheme == "" || c.Address.Headers.Length() > 0 {
 			return reg, bad("Bad Contact URI")
 		}
 		u := ContactUpdate{URI: c.Address.String(), Received: received, Socket: socket, Path: path, UserAgent: ua}

@@ -145,11 +145,33 @@ func (r *Registrar) process(req *sip.Request, tx sip.ServerTransaction) *sip.Res
 	if req.Method != sip.REGISTER {
 		return sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
 	}
+	if req.SipVersion != "SIP/2.0" {
+		return sip.NewResponseFromRequest(req, 505, "Version Not Supported", nil)
+	}
+	// RFC 3261 §8.2.2.3: refuse extensions the registrar does not know.
+	if unsupported := unsupportedRequire(req); unsupported != "" {
+		res := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
+		res.AppendHeader(sip.NewHeader("Unsupported", unsupported))
+		return res
+	}
 	if req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil {
 		return sip.NewResponseFromRequest(req, 400, "Missing Call-ID, CSeq, From or To", nil)
 	}
 	if req.CSeq().MethodName != sip.REGISTER {
 		return sip.NewResponseFromRequest(req, 400, "CSeq Method Mismatch", nil)
+	}
+	// A Request-URI carries no headers (RFC 3261 §19.1.5; RFC 4475 3.1.2.7).
+	if req.Recipient.Headers.Length() > 0 || req.Recipient.Host == "" {
+		return sip.NewResponseFromRequest(req, 400, "Bad Request-URI", nil)
+	}
+	// A registrar understands no body (RFC 3261 §8.2.3; RFC 4475 3.1.2.16).
+	if len(req.Body()) > 0 {
+		return sip.NewResponseFromRequest(req, 415, "Unsupported Media Type", nil)
+	}
+	if h := req.GetHeader("date"); h != nil {
+		if _, err := time.Parse(http.TimeFormat, h.Value()); err != nil {
+			return sip.NewResponseFromRequest(req, 400, "Bad Date", nil)
+		}
 	}
 	aor, err := r.cfg.AOR(req)
 	if err != nil {
@@ -220,6 +242,23 @@ func (r *Registrar) ok(req *sip.Request, bs []Binding) *sip.Response {
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http.TimeFormat)))
 	return res
+}
+
+// supported are the option tags the registrar implements.
+var supported = map[string]bool{"path": true, "outbound": true}
+
+// unsupportedRequire lists the Require option tags not in supported.
+func unsupportedRequire(req *sip.Request) string {
+	var out []string
+	for _, h := range req.GetHeaders("require") {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			tag = strings.ToLower(strings.TrimSpace(tag))
+			if tag != "" && !supported[tag] {
+				out = append(out, tag)
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // txSocket names the server transaction's local socket.
