@@ -165,3 +165,18 @@ func (s *Store) dominates(w *wireRec) bool {
 	}
 	return false
 }
+
+// appendBucketBindings appends the live bindings of bucket b.
+func (s *Store) appendBucketBindings(b int, dst []Binding) []Binding {
+	sh := &s.shards[b]
+	now := s.now().UnixNano()
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	for _, sl := range sh.aors {
+		dst = s.appendLive(dst, sl.key, &sl.head, now)
+		for i := range sl.tail {
+			dst = s.appendLive(dst, sl.key, &sl.tail[i], now)
+		}
+	}
+	return dst
+}

@@ -16,6 +16,13 @@ import (
 // REGISTER; it returns the address.
 func sipServer(t testing.TB, handler sipgo.RequestHandler) string {
 	t.Helper()
+	return sipServerFor(t, sip.REGISTER, handler)
+}
+
+// sipServerFor runs a real sipgo UDP server on loopback with handler for
+// method; it returns the address.
+func sipServerFor(t testing.TB, method sip.RequestMethod, handler sipgo.RequestHandler) string {
+	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("registrar"))
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +31,7 @@ func sipServer(t testing.TB, handler sipgo.RequestHandler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.OnRegister(handler)
+	srv.OnRequest(method, handler)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -132,4 +139,35 @@ func rawExchange(t testing.TB, addr, msg string, wait time.Duration) string {
 		return ""
 	}
 	return string(buf[:n])
+}
+
+// sipTCPServer runs a real sipgo TCP server on loopback with handler for
+// REGISTER; it returns the address.
+func sipTCPServer(t testing.TB, handler sipgo.RequestHandler) string {
+	t.Helper()
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quietLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.OnRegister(handler)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.ServeTCP(ln)
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		srv.Close()
+		ua.Close()
+		<-done
+	})
+	return ln.Addr().String()
 }
