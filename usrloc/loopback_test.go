@@ -9,6 +9,79 @@ import (
 	"github.com/sipha/sipha/cluster/clustertest"
 )
 
+// loopbackNodesB starts n replicating nodes on loopback TCP (no SIP).
+func loopbackNodesB(tb testing.TB, n int) ([]*lbNode, []string) {
+	tb.Helper()
+	ids := nodeIDs(n)
+	addrs := freeAddrs(tb, n)
+	var out []*lbNode
+	var trs []cluster.Transport
+	for i, id := range ids {
+		var peers []cluster.Peer
+		for j := range ids {
+			if j != i {
+				peers = append(peers, cluster.Peer{ID: ids[j], Addr: addrs[j]})
+			}
+		}
+		nd := startLoopback(tb, id, addrs[i], peers, ReplicatorConfig{NoJoin: true})
+		out = append(out, nd)
+		trs = append(trs, nd.tr)
+	}
+	if n > 1 {
+		clustertest.WaitUp(tb, trs)
+	}
+	return out, addrs
+}
+
+// lbNode is a node on loopback TCP with its cluster address.
+type lbNode struct {
+	*node
+	addr string
+}
+
+func startLoopback(tb testing.TB, id cluster.NodeID, addr string, peers []cluster.Peer, rcfg ReplicatorConfig) *lbNode {
+	tb.Helper()
+	tr, err := cluster.NewTCP(tb.Context(), cluster.Config{ID: id, Listen: addr, Peers: peers, Secret: testSecret, Logger: quietLogger(tb)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := New(Config{Node: id, Logger: quietLogger(tb)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rcfg.Logger = quietLogger(tb)
+	rp, err := NewReplicator(st, tr, rcfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	nd := &lbNode{node: &node{id: id, tr: tr, st: st, rp: rp}, addr: addr}
+	tb.Cleanup(nd.close)
+	return nd
+}
+
+// joinLoopback starts a node that knows only donor and must sync from it.
+func joinLoopback(tb testing.TB, id, donor cluster.NodeID, donorAddr string) *lbNode {
+	return startLoopback(tb, id, freeAddrs(tb, 1)[0], []cluster.Peer{{ID: donor, Addr: donorAddr}}, ReplicatorConfig{})
+}
+
+func freeAddrs(tb testing.TB, n int) []string {
+	tb.Helper()
+	addrs := make([]string, n)
+	var lns []net.Listener
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		lns = append(lns, ln)
+		addrs[i] = ln.Addr().String()
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return addrs
+}
+
 // loopbackNodes starts n nodes on real loopback TCP, each with a store, a
 // replicator and a registrar behind a real sipgo UDP server. It returns
 // the nodes and their SIP addresses.
