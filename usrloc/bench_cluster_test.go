@@ -85,8 +85,14 @@ func BenchmarkReplicationLag(b *testing.B) {
 
 // BenchmarkSync1M: a node joins a node holding 1M realistic bindings over
 // loopback TCP; the time is until it reports synced (verified).
-func BenchmarkSync1M(b *testing.B) {
-	const n = 1_000_000
+func BenchmarkSync1M(b *testing.B) { benchSync(b, 1_000_000) }
+
+// BenchmarkSync100k is BenchmarkSync1M with 100k bindings.
+func BenchmarkSync100k(b *testing.B) { benchSync(b, 100_000) }
+
+func BenchmarkSync300k(b *testing.B) { benchSync(b, 300_000) }
+
+func benchSync(b *testing.B, n int) {
 	for range b.N {
 		nodes, _ := loopbackNodesB(b, 1)
 		fill(b, nodes[0].st, n)

@@ -36,6 +36,7 @@ func sipServerFor(t testing.TB, method sip.RequestMethod, handler sipgo.RequestH
 	if err != nil {
 		t.Fatal(err)
 	}
+	pc.(*net.UDPConn).SetReadBuffer(4 << 20) // load tests burst
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
