@@ -13,6 +13,7 @@ import (
 
 func TestReplicationUpdatesAndRemovals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		clustertest.CheckLeaks(t)
 		nw := clustertest.NewNetwork(1)
 		defer nw.Close()
 		ids := nodeIDs(3)
@@ -50,6 +51,7 @@ func TestReplicationUpdatesAndRemovals(t *testing.T) {
 // once ends the same everywhere, whatever the order of arrival.
 func TestConcurrentWritesConverge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		clustertest.CheckLeaks(t)
 		nw := clustertest.NewNetwork(2)
 		defer nw.Close()
 		nw.Host("n1").SetClock(2*time.Second, 1) // a clock ahead must not win by itself
@@ -85,6 +87,7 @@ func TestConcurrentWritesConverge(t *testing.T) {
 
 func TestJoinSyncVerified(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		clustertest.CheckLeaks(t)
 		nw := clustertest.NewNetwork(3)
 		defer nw.Close()
 		ids := nodeIDs(3)
@@ -115,6 +118,7 @@ func TestJoinSyncVerified(t *testing.T) {
 // only with every binding.
 func TestJoinUnderLoadDonorDies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		clustertest.CheckLeaks(t)
 		nw := clustertest.NewNetwork(4)
 		defer nw.Close()
 		ids := nodeIDs(3)
@@ -171,6 +175,7 @@ func TestJoinUnderLoadDonorDies(t *testing.T) {
 // deletions; after the heal, anti-entropy makes every node equal.
 func TestPartitionHealConverges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		clustertest.CheckLeaks(t)
 		nw := clustertest.NewNetwork(5)
 		defer nw.Close()
 		ids := nodeIDs(3)
