@@ -65,7 +65,7 @@ func driveRegistrar(b *testing.B, st *Store) float64 {
 	conn.(*net.UDPConn).SetReadBuffer(4 << 20)
 	// A lost datagram must not stall the window: the sender counts a
 	// request lost once nothing was answered for stall.
-	const window = 64
+	const window = 512
 	const stall = 50 * time.Millisecond
 	var answered, lastAt atomic.Int64
 	done := make(chan struct{})
