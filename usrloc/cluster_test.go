@@ -31,6 +31,13 @@ func (n *node) close() {
 // must sync.
 func startNode(t testing.TB, nw *clustertest.Network, ids []cluster.NodeID, i int, rcfg ReplicatorConfig, opts ...func(*cluster.Config)) *node {
 	t.Helper()
+	return startNodeStore(t, nw, ids, i, Config{}, rcfg, opts...)
+}
+
+// startNodeStore is startNode with a store configuration (Node, Now and
+// Logger are set here).
+func startNodeStore(t testing.TB, nw *clustertest.Network, ids []cluster.NodeID, i int, scfg Config, rcfg ReplicatorConfig, opts ...func(*cluster.Config)) *node {
+	t.Helper()
 	var peers []cluster.Peer
 	for j, other := range ids {
 		if j != i {
@@ -47,7 +54,8 @@ func startNode(t testing.TB, nw *clustertest.Network, ids []cluster.NodeID, i in
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := New(Config{Node: ids[i], Now: host.Now, Logger: quietLogger(t)})
+	scfg.Node, scfg.Now, scfg.Logger = ids[i], host.Now, quietLogger(t)
+	st, err := New(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,7 +183,10 @@ type message struct {
 	seq    uint64 // chunk sequence
 	cursor int    // sync: first bucket not yet sent after this chunk
 	last   bool   // sync chunk: the stream is complete
-	recs   []wireRec
+	// refused: the donor is not synced itself and sends nothing (a
+	// restarted empty node must never be the reference of a sync).
+	refused bool
+	recs    []wireRec
 	// digest
 	reply   bool
 	digests []bucketSum
@@ -212,7 +215,11 @@ func decode(b []byte, m *message) error {
 		m.id = d.u64("sync id")
 		m.seq = d.uvarint(1<<62, "seq")
 		m.cursor = int(d.uvarint(nBuckets, "cursor"))
-		m.last = d.byte1("last") == 1
+		flags := d.byte1("flags")
+		if flags > 3 {
+			d.fail("chunk flags")
+		}
+		m.last, m.refused = flags&1 != 0, flags&2 != 0
 		d.recs(m)
 	case msgSyncAck:
 		m.id = d.u64("sync id")
@@ -276,7 +283,14 @@ func encode(b []byte, m *message) []byte {
 		e.u64(m.id)
 		e.uvarint(m.seq)
 		e.uvarint(uint64(m.cursor))
-		e.bool(m.last)
+		var flags byte
+		if m.last {
+			flags |= 1
+		}
+		if m.refused {
+			flags |= 2
+		}
+		e.byte1(flags)
 		e.recs(m.recs)
 	case msgSyncAck:
 		e.u64(m.id)

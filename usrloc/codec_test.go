@@ -24,6 +24,7 @@ func sampleMessages() []message {
 		{typ: msgUpdates, recs: []wireRec{w, t}},
 		{typ: msgSyncReq, id: 9, buckets: []int{17, 4095, 0}},
 		{typ: msgSyncChunk, id: 9, seq: 3, cursor: 20, last: true, recs: []wireRec{w}},
+		{typ: msgSyncChunk, id: 9, seq: 1, last: true, refused: true},
 		{typ: msgSyncAck, id: 9, seq: 3},
 		{typ: msgDigest, id: 4, reply: true, digests: digests},
 	}

@@ -45,7 +45,13 @@
 //     every node picks the same winner without trusting wall clocks. Expiry
 //     travels as the time left.
 //   - A deletion is a tombstone kept for Config.TombstoneTTL, which must
-//     cover the longest expiry the registrar grants.
+//     cover the longest expiry the registrar grants. A peer silent for
+//     longer than that cannot resurrect a deleted binding: its versions
+//     older than its silence that this node lacks are refused for a
+//     TombstoneTTL, and a node that was cut off from every peer that long
+//     pulls every bucket again from a synced peer and drops its own older
+//     versions that the donor did not send (a full resync, not a merge). A
+//     node that is not synced refuses to be anyone's donor.
 //   - A gap in a peer's messages (the transport's Message.Missed or
 //     Restarted) triggers an anti-entropy round with that peer.
 //   - Anti-entropy compares the 4096 bucket digests (count and sum of

@@ -69,12 +69,7 @@ func (s *Store) expireDue(now int64) {
 				if r.expires != e.at || r.keyHash() != e.kh {
 					continue
 				}
-				if !r.tombstone() && s.hasWatchers() {
-					ev := Event{Kind: Expired}
-					s.fill(&ev.Binding, ent.key, r)
-					evs = append(evs, ev)
-				}
-				ent.recs = s.drop(sh, ent.key, ent.recs, j)
+				evs = s.removeAt(sh, &ent, j, Expired, evs)
 				sh.store(ent)
 				break
 			}

@@ -118,6 +118,12 @@ type Replicator struct {
 	aeNext   int
 	synced   chan struct{}
 	isSynced atomic.Bool
+	// heard is when each peer was last heard from, and lastHeard when any
+	// was; awayFrom holds, for a peer that was silent longer than
+	// TombstoneTTL, the HLC of its last message before the silence.
+	heard     map[cluster.NodeID]int64
+	lastHeard int64
+	awayFrom  map[cluster.NodeID]awayMark
 
 	stats replStats
 
@@ -140,6 +146,7 @@ func NewReplicator(store *Store, tr cluster.Transport, cfg ReplicatorConfig) (*R
 	}
 	r := &Replicator{store: store, tr: tr, cfg: cfg, log: cfg.Logger, self: tr.LocalID(),
 		pulls: map[uint64]*pull{}, serving: map[servingKey]*serveSess{}, repair: map[cluster.NodeID]bool{},
+		heard: map[cluster.NodeID]int64{}, awayFrom: map[cluster.NodeID]awayMark{},
 		synced: make(chan struct{}), kick: make(chan struct{}, 1), quit: make(chan struct{})}
 	r.nextID = uint64(cfg.Now().UnixNano()) // distinct across restarts of this node
 	store.setOnLocal(r.local)
@@ -233,6 +240,7 @@ func (r *Replicator) flush() {
 
 // handle receives a message of the usrloc channel.
 func (r *Replicator) handle(m cluster.Message) {
+	r.noteHeard(m.From)
 	if m.Missed > 0 || m.Restarted {
 		r.stats.gaps.Add(1)
 		r.log.Debug("usrloc: gap from peer, repairing", "peer", m.From, "missed", m.Missed, "restarted", m.Restarted)
@@ -330,6 +338,7 @@ type replStats struct {
 	sendErrors, gaps, malformed, mergeErrors        atomic.Uint64
 	repairs, pullsStarted, pullsDone, pullsAborted  atomic.Uint64
 	chunksSent, chunksRecv, verifyRounds, verifyBad atomic.Uint64
+	resyncs, skippedStale, pruned                   atomic.Uint64
 }
 
 // ReplicatorStats is a snapshot of the counters.
@@ -341,6 +350,10 @@ type ReplicatorStats struct {
 	PullsStarted, PullsDone, PullsAborted   uint64
 	ChunksSent, ChunksReceived              uint64
 	VerifyRounds, VerifyMismatchedBuckets   uint64
+	// Resyncs counts full resyncs after this node was cut off from every
+	// peer for longer than TombstoneTTL; Pruned the stale bindings they
+	// dropped; SkippedStale the stale versions refused from returning peers.
+	Resyncs, Pruned, SkippedStale uint64
 }
 
 // Stats returns the counters.
@@ -351,5 +364,6 @@ func (r *Replicator) Stats() ReplicatorStats {
 		SendErrors: s.sendErrors.Load(), Gaps: s.gaps.Load(), Malformed: s.malformed.Load(), MergeError: s.mergeErrors.Load(),
 		Repairs: s.repairs.Load(), PullsStarted: s.pullsStarted.Load(), PullsDone: s.pullsDone.Load(), PullsAborted: s.pullsAborted.Load(),
 		ChunksSent: s.chunksSent.Load(), ChunksReceived: s.chunksRecv.Load(),
-		VerifyRounds: s.verifyRounds.Load(), VerifyMismatchedBuckets: s.verifyBad.Load()}
+		VerifyRounds: s.verifyRounds.Load(), VerifyMismatchedBuckets: s.verifyBad.Load(),
+		Resyncs: s.resyncs.Load(), Pruned: s.pruned.Load(), SkippedStale: s.skippedStale.Load()}
 }

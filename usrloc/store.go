@@ -94,7 +94,9 @@ func (s *Store) Node() cluster.NodeID { return s.cfg.Node }
 // Len is the number of live bindings.
 func (s *Store) Len() int { return int(s.live.Load()) }
 
-func bucketOf(aor string) int { return int(xxhash.Sum64String(aor) & (nBuckets - 1)) }
+func bucketOf(aor string) int { return int(bucketHash(aor) & (nBuckets - 1)) }
+
+func bucketHash(aor string) uint64 { return xxhash.Sum64String(aor) }
 
 // Lookup appends the live bindings of aor to dst, best first: highest q,
 // then the most recently written. It allocates only when dst must grow.
@@ -254,6 +256,19 @@ func (s *Store) drop(sh *shard, aor string, recs []rec, i int) []rec {
 	copy(recs[i:], recs[i+1:])
 	recs[len(recs)-1] = rec{}
 	return recs[:len(recs)-1]
+}
+
+// removeAt drops ent.recs[i], with an event of kind for the watchers when
+// it was a live binding. sh.mu must be held.
+func (s *Store) removeAt(sh *shard, ent *aorEntry, i int, kind EventKind, evs []Event) []Event {
+	r := &ent.recs[i]
+	if !r.tombstone() && s.hasWatchers() {
+		ev := Event{Kind: kind}
+		s.fill(&ev.Binding, ent.key, r)
+		evs = append(evs, ev)
+	}
+	ent.recs = s.drop(sh, ent.key, ent.recs, i)
+	return evs
 }
 
 func (s *Store) account(sh *shard, aor string, r *rec) {

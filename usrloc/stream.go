@@ -58,18 +58,42 @@ func (r *Replicator) chunk(from cluster.NodeID, m *message) {
 		r.mu.Unlock()
 		return // a stale stream
 	}
+	if m.refused {
+		r.abortLocked(p, "donor not synced")
+		if r.join != nil && p.purpose != pullRepair {
+			r.join.failed(p.peer)
+			r.join.refusedBy(p.peer)
+		}
+		r.mu.Unlock()
+		return
+	}
 	if m.seq != p.nextSeq || m.cursor < p.pos || m.cursor > len(p.buckets) {
 		r.abortLocked(p, "chunk out of sequence")
 		r.mu.Unlock()
 		return
 	}
 	purpose := p.purpose
+	old := r.staleFromLocked(from) // nonzero: the peer was away longer than TombstoneTTL
+	var seen map[seenKey]struct{}
+	if r.join != nil && p == r.join.pull {
+		seen = r.join.seen
+	}
 	r.mu.Unlock()
 
 	// Merging outside the lock: chunks of one peer arrive one at a time.
 	bad := 0
 	for i := range m.recs {
 		w := &m.recs[i]
+		if seen != nil {
+			seen[keyOfWire(w)] = struct{}{}
+		}
+		// From a peer back from a long absence, a version older than the
+		// absence that this node does not hold was deleted here and its
+		// tombstone purged since: taking it would resurrect it.
+		if old != 0 && w.HLC < old && !r.store.holds(w) {
+			r.stats.skippedStale.Add(1)
+			continue
+		}
 		if _, err := r.store.merge(w); err != nil {
 			r.stats.mergeErrors.Add(1)
 		}
@@ -229,6 +253,12 @@ func (r *Replicator) ack(from cluster.NodeID, id, seq uint64) {
 // stream sends buckets to a puller in chunks of whole buckets, at most
 // Window chunks ahead of its acknowledgements.
 func (r *Replicator) stream(to cluster.NodeID, id uint64, buckets []int, s *serveSess) {
+	if !r.isSynced.Load() {
+		// Not a reference for anyone before it is synced itself.
+		buf := encode(nil, &message{typ: msgSyncChunk, id: id, seq: 1, last: true, refused: true})
+		r.tr.Send(to, cluster.ChannelUsrloc, buf)
+		return
+	}
 	var recs []wireRec
 	var buf []byte
 	size := 0

@@ -23,6 +23,19 @@ type joinState struct {
 	rounds     int
 	bad        map[cluster.NodeID]int
 	everPeer   bool
+	// refused: peers that answered they are not synced either.
+	refused map[cluster.NodeID]bool
+	// pruneBefore, for a resync after a long absence: versions older than
+	// this that the donor did not send (seen) are dropped.
+	pruneBefore HLC
+	seen        map[seenKey]struct{}
+}
+
+func (j *joinState) refusedBy(peer cluster.NodeID) {
+	if j.refused == nil {
+		j.refused = map[cluster.NodeID]bool{}
+	}
+	j.refused[peer] = true
 }
 
 func (j *joinState) failed(peer cluster.NodeID) {
@@ -41,14 +54,21 @@ const maxVerifyRounds = 20
 
 // driveJoin advances the join; called from run every tick.
 func (r *Replicator) driveJoin(now time.Time) {
-	if r.isSynced.Load() {
-		return
-	}
 	peers := r.alivePeers()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	j := r.join
 	if j == nil || j.pull != nil {
+		return
+	}
+	if !r.isSynced.Load() && len(peers) > 0 && len(j.refused) >= len(peers) && allIn(peers, j.refused) &&
+		r.cfg.BootstrapWait >= 0 && now.Sub(j.started) >= r.cfg.BootstrapWait {
+		// Every reachable peer is starting too (a whole-cluster restart,
+		// each node with what its persistence loaded): none can be the
+		// reference, so all start with what they have and anti-entropy
+		// merges them.
+		r.join = nil
+		r.markSynced("every reachable peer is starting too")
 		return
 	}
 	if len(peers) == 0 {
@@ -111,6 +131,12 @@ func (r *Replicator) pullDoneLocked(p *pull) {
 		if j != nil && j.pull == p {
 			j.pull = nil
 			j.pos = nBuckets
+			if j.pruneBefore != 0 && j.seen != nil {
+				n := r.store.prune(j.pruneBefore, j.seen)
+				r.stats.pruned.Add(uint64(n))
+				r.log.Info("usrloc: dropped bindings deleted while away", "count", n)
+				j.seen = nil
+			}
 			r.startVerifyLocked(r.cfg.Now())
 		}
 	case pullVerify:
@@ -221,6 +247,15 @@ func (r *Replicator) openRound(peer cluster.NodeID) {
 	id := r.nextID
 	r.mu.Unlock()
 	r.send(peer, &message{typ: msgDigest, id: id, digests: d[:]})
+}
+
+func allIn(ids []cluster.NodeID, set map[cluster.NodeID]bool) bool {
+	for _, id := range ids {
+		if !set[id] {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(ids []cluster.NodeID, id cluster.NodeID) bool {
