@@ -2,6 +2,8 @@ package usrloc
 
 import (
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,6 +99,15 @@ func benchSync(b *testing.B, n int) {
 		nodes, _ := loopbackNodesB(b, 1)
 		fill(b, nodes[0].st, n)
 		donorAddr := nodes[0].addr
+		if f := os.Getenv("USRLOC_SYNC_PROFILE"); f != "" {
+			// Profile the join only, not the fill.
+			out, err := os.Create(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pprof.StartCPUProfile(out)
+			defer func() { pprof.StopCPUProfile(); out.Close() }()
+		}
 		start := time.Now()
 		j := joinLoopback(b, "n9", nodes[0].id, donorAddr)
 		select {

@@ -1,6 +1,11 @@
 package usrloc
 
 import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
 	"github.com/cespare/xxhash/v2"
 )
 
@@ -120,4 +125,119 @@ func newer(a, b *rec, in *interner) bool {
 	// Same stamp from the same node: the same write. A tombstone wins so a
 	// delete is never undone by a replay of what it deleted.
 	return a.tombstone() && !b.tombstone()
+}
+
+// HLC is a hybrid logical clock value: the upper 48 bits are milliseconds
+// since the Unix epoch, the lower 16 bits a counter that orders events within
+// one millisecond and events that arrive from a node whose clock runs ahead.
+// Wall clocks are not trusted across nodes: a node that sees a remote HLC
+// ahead of its own clock moves its clock up to it, so a write made after
+// observing another always carries a larger HLC (causal order), whatever the
+// skew.
+type HLC uint64
+
+const hlcLogicalBits = 16
+
+// Time is the physical part of h.
+func (h HLC) Time() time.Time { return time.UnixMilli(int64(h >> hlcLogicalBits)) }
+
+// hlcClock issues HLC values. Safe for concurrent use.
+type hlcClock struct {
+	now  func() time.Time
+	mu   sync.Mutex
+	last HLC
+}
+
+// Now returns an HLC larger than every one issued or observed before.
+func (c *hlcClock) Now() HLC {
+	phys := HLC(c.now().UnixMilli()) << hlcLogicalBits
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if phys > c.last {
+		c.last = phys
+	} else {
+		c.last++
+	}
+	return c.last
+}
+
+// Observe moves the clock past a remote HLC so later local writes order
+// after it.
+func (c *hlcClock) Observe(h HLC) {
+	c.mu.Lock()
+	if h > c.last {
+		c.last = h
+	}
+	c.mu.Unlock()
+}
+
+// interner maps low-cardinality strings (User-Agent, Path, local socket,
+// node ID) to small integers, so a million bindings from a few hundred phone
+// models hold each User-Agent once. IDs start at 1; 0 means "not interned"
+// and the string is kept inline in the binding instead. The table is capped
+// so a flood of unique values cannot grow it without bound; past the cap
+// values stay inline.
+//
+// Reads are lock-free: the table is an append-only slice of chunks published
+// through an atomic pointer.
+type interner struct {
+	mu     sync.Mutex
+	ids    map[string]uint32
+	chunks atomic.Pointer[[]*[internChunk]string]
+	n      uint32
+	max    uint32
+}
+
+const internChunk = 1024
+
+func newInterner(max int) *interner {
+	in := &interner{ids: make(map[string]uint32), max: uint32(max)}
+	in.chunks.Store(&[]*[internChunk]string{})
+	return in
+}
+
+// id returns s's ID, adding it when there is room; 0 when s is empty or the
+// table is full.
+func (in *interner) id(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if id, ok := in.ids[s]; ok {
+		return id
+	}
+	if in.n >= in.max {
+		return 0
+	}
+	s = strings.Clone(s) // s may alias a message buffer
+	in.n++
+	id := in.n
+	idx := id - 1
+	chunks := *in.chunks.Load()
+	if int(idx/internChunk) == len(chunks) {
+		grown := make([]*[internChunk]string, len(chunks)+1)
+		copy(grown, chunks)
+		grown[len(chunks)] = new([internChunk]string)
+		in.chunks.Store(&grown)
+		chunks = grown
+	}
+	// The slot is written before any reader can learn the ID: IDs reach
+	// readers only through a binding published under a shard lock.
+	chunks[idx/internChunk][idx%internChunk] = s
+	in.ids[s] = id
+	return id
+}
+
+// str returns the string of an ID from id.
+func (in *interner) str(id uint32) string {
+	if id == 0 {
+		return ""
+	}
+	idx := id - 1
+	chunks := *in.chunks.Load()
+	if int(idx/internChunk) >= len(chunks) {
+		return ""
+	}
+	return chunks[idx/internChunk][idx%internChunk]
 }
