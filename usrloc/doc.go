@@ -59,7 +59,10 @@
 //     pull the buckets that differ.
 //   - A joining or restarted node pulls every bucket from a donor in
 //     flow-controlled chunks (at most Window chunks ahead of its
-//     acknowledgements), merging live updates as they arrive, resumes with
+//     acknowledgements), merging live updates as they arrive (a merge is
+//     commutative and idempotent, so applying an update before or after
+//     the snapshot chunk that holds an older version gives the same
+//     result; buffering them would only cost memory), resumes with
 //     another donor where a dead or silent one stopped, and reports
 //     [Replicator.Synced] only after verification: every bucket's count and
 //     checksum matches the donor's, or, where live writes keep a bucket
