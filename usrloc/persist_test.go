@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 func TestPersistRoundTrip(t *testing.T) {
@@ -63,4 +66,66 @@ func TestPersistRejectsBadFile(t *testing.T) {
 	if _, err := OpenPersister(s, PersistConfig{}); err == nil {
 		t.Fatal("opened without a path")
 	}
+}
+
+// TestPersistThenJoinNewerWins: a node restarts from its file, then syncs
+// from the cluster: the cluster's newer version of a binding replaces the
+// file's, a binding only the file had is kept and reaches the peer, and one
+// only the cluster had arrives.
+func TestPersistThenJoinNewerWins(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	path := filepath.Join(t.TempDir(), "n1.db")
+	// n1's earlier life: A (old version) and B, written to its file.
+	s0, _ := New(Config{Node: "n1", Logger: quietLogger(t)})
+	p0, err := OpenPersister(s0, PersistConfig{Path: path, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := contact("sip:a@192.0.2.1", time.Hour)
+	a.UserAgent = "old"
+	s0.Register(reg("sip:a@x", "n1-call", 1, a), nil)
+	s0.Register(reg("sip:b@x", "n1-call", 1, contact("sip:b@192.0.2.2", time.Hour)), nil)
+	time.Sleep(20 * time.Millisecond) // the watcher hands the changes over
+	p0.Close()
+	s0.Close()
+	time.Sleep(5 * time.Millisecond)
+
+	nw := clustertest.NewNetwork(21)
+	defer nw.Close()
+	ids := nodeIDs(2)
+	n2 := startNode(t, nw, ids[1:], 0, ReplicatorConfig{NoJoin: true, AntiEntropyInterval: 200 * time.Millisecond})
+	a.UserAgent = "new"
+	n2.st.Register(reg("sip:a@x", "n2-call", 1, a), nil) // newer: a later write elsewhere
+	n2.st.Register(reg("sip:c@x", "n2-call", 1, contact("sip:c@192.0.2.3", time.Hour)), nil)
+
+	// n1 restarts: file first, then the join.
+	host := nw.Host("n1")
+	tr, err := cluster.NewTCP(t.Context(), cluster.Config{ID: "n1", Listen: "n1:7946", Peers: []cluster.Peer{{ID: "n2", Addr: "n2:7946"}},
+		Secret: testSecret, Network: host, Now: host.Now, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, _ := New(Config{Node: "n1", Logger: quietLogger(t)})
+	p1, err := OpenPersister(s1, PersistConfig{Path: path, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1.Len() != 2 {
+		t.Fatalf("file gave %d bindings", s1.Len())
+	}
+	rp, err := NewReplicator(s1, tr, ReplicatorConfig{AntiEntropyInterval: 200 * time.Millisecond, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := &node{id: "n1", tr: tr, st: s1, rp: rp}
+	defer func() { n1.close(); p1.Close() }()
+	waitSynced(t, n1, 10*time.Second)
+	if got := s1.Lookup("sip:a@x", nil); len(got) != 1 || got[0].UserAgent != "new" {
+		t.Fatalf("A on n1: %+v", got)
+	}
+	if len(s1.Lookup("sip:c@x", nil)) != 1 || len(s1.Lookup("sip:b@x", nil)) != 1 {
+		t.Fatal("n1 misses B or C")
+	}
+	clustertest.Eventually(t, 5*time.Second, func() bool { return len(n2.st.Lookup("sip:b@x", nil)) == 1 }, "B from n1's file never reached n2")
+	clustertest.Eventually(t, 5*time.Second, func() bool { return converged(n1, n2) }, "not converged")
 }
