@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+	"github.com/emiago/sipgo/siptest"
 	"github.com/sipha/sipha/usrloc"
 )
 
@@ -49,4 +51,34 @@ func ExampleStore_Register_unregister() {
 	// Output:
 	// 0
 	// usrloc: CSeq not above the binding's for the same Call-ID
+}
+
+// The registrar answering a REGISTER, here through sipgo's test recorder
+// instead of a network server (srv.OnRegister(reg.Handle) in production).
+func ExampleRegistrar_Handle() {
+	st, _ := usrloc.New(usrloc.Config{Node: "n1"})
+	defer st.Close()
+	reg, _ := usrloc.NewRegistrar(st, usrloc.RegistrarConfig{})
+	msg := "REGISTER sip:example.com SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bK776asdhds\r\n" +
+		"To: <sip:alice@example.com>\r\nFrom: <sip:alice@example.com>;tag=1928301774\r\n" +
+		"Call-ID: a84b4c76e66710\r\nCSeq: 314159 REGISTER\r\n" +
+		"Contact: <sip:alice@192.0.2.4:5060>;expires=600, <sip:alice@192.0.2.5>;q=0.5\r\n" +
+		"Content-Length: 0\r\n\r\n"
+	parsed, err := sip.ParseMessage([]byte(msg))
+	if err != nil {
+		panic(err)
+	}
+	req := parsed.(*sip.Request)
+	rec := siptest.NewServerTxRecorder(req)
+	reg.Handle(req, rec)
+	res := rec.Result()[0]
+	fmt.Println(res.StatusCode, res.Reason)
+	for _, h := range res.GetHeaders("contact") {
+		fmt.Println(h.Value())
+	}
+	// Output:
+	// 200 OK
+	// <sip:alice@192.0.2.4:5060>;expires=600
+	// <sip:alice@192.0.2.5>;expires=3600;q=0.5
 }

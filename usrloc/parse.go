@@ -117,6 +117,8 @@ func (r *Registrar) parse(req *sip.Request, tx sip.ServerTransaction, aor string
 			return reg, &badRequest{code: 423, reason: "Interval Too Brief"}
 		}
 		u.Expires = min(exp, r.cfg.MaxExpires)
+		// No q is the top priority (q=1.0), as registrars order it.
+		u.Q = 1000
 		if v, ok := c.Params.Get("q"); ok {
 			q, ok := parseQ(v)
 			if !ok {

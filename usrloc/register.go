@@ -21,7 +21,8 @@ type ContactUpdate struct {
 	URI      string
 	Instance string
 	RegID    uint32
-	Q        uint16
+	// Q in thousandths, 0..1000; 0 is the lowest priority.
+	Q uint16
 	// Expires is the granted duration; 0 removes the binding.
 	Expires   time.Duration
 	Received  string

@@ -221,7 +221,7 @@ func (r *Registrar) ok(req *sip.Request, bs []Binding) *sip.Response {
 		b.WriteString(bs[i].Contact)
 		b.WriteString(">;expires=")
 		b.WriteString(strconv.Itoa(left))
-		if q := bs[i].Q; q > 0 {
+		if q := bs[i].Q; q != 1000 {
 			b.WriteString(";q=")
 			b.WriteString(formatQ(q))
 		}

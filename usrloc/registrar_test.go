@@ -37,10 +37,11 @@ func TestRegistrarOverSipgo(t *testing.T) {
 		t.Fatalf("REGISTER: %d %s", res.StatusCode, res.Reason)
 	}
 	got := resContacts(res)
+	// q=1 and no q rank first (newest first among equals), q=0.5 last.
 	want := []string{
-		"<sip:alice@192.0.2.2:5070;transport=udp>;expires=600;q=1",
-		"<sip:alice@192.0.2.1:5060>;expires=120;q=0.5",
 		"<sip:alice@192.0.2.3>;expires=600",
+		"<sip:alice@192.0.2.2:5070;transport=udp>;expires=600",
+		"<sip:alice@192.0.2.1:5060>;expires=120;q=0.5",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("200 contacts\n got %q\nwant %q", got, want)

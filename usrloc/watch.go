@@ -127,7 +127,8 @@ type Binding struct {
 	// together they identify the binding instead of Contact.
 	Instance string
 	RegID    uint32
-	// Q is the q-value in thousandths (1000 = q=1.0); 0 when absent.
+	// Q is the q-value in thousandths (1000 = q=1.0). The registrar
+	// stores 1000 for a Contact without q.
 	Q         uint16
 	Expires   time.Time // by this node's clock
 	CallID    string
