@@ -50,8 +50,10 @@
 //     older than its silence that this node lacks are refused for a
 //     TombstoneTTL, and a node that was cut off from every peer that long
 //     pulls every bucket again from a synced peer and drops its own older
-//     versions that the donor did not send (a full resync, not a merge). A
-//     node that is not synced refuses to be anyone's donor.
+//     versions that the donor did not send (a full resync, not a merge);
+//     so does a node restarted from a Persister file older than that
+//     (ReplicatorConfig.StateAsOf). A node that is not synced refuses to
+//     be anyone's donor.
 //   - A gap in a peer's messages (the transport's Message.Missed or
 //     Restarted) triggers an anti-entropy round with that peer.
 //   - Anti-entropy compares the 4096 bucket digests (count and sum of

@@ -40,6 +40,8 @@ type Persister struct {
 	mu      sync.Mutex
 	pending map[string]*Binding // key → binding to write, nil to delete
 	stats   PersistStats
+	// written is when the file was last flushed before this open.
+	written time.Time
 
 	stopWatch func()
 	quit      chan struct{}
@@ -52,7 +54,11 @@ type PersistStats struct {
 	Loaded, Written, Deleted, Flushes, Errors uint64
 }
 
-var bucketName = []byte("bindings")
+var (
+	bucketName = []byte("bindings")
+	metaName   = []byte("meta")
+	writtenKey = []byte("written") // Unix ns of the last flush
+)
 
 // OpenPersister opens (or creates) the file, loads what it holds into
 // store (expired bindings are dropped) and starts writing behind.
@@ -92,6 +98,13 @@ func (p *Persister) load() error {
 	now := p.cfg.Now()
 	var bad []string
 	err := p.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(metaName)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get(writtenKey); len(v) == 8 {
+			p.written = time.Unix(0, int64(binary.LittleEndian.Uint64(v)))
+		}
 		b, err := tx.CreateBucketIfNotExists(bucketName)
 		if err != nil {
 			return err
@@ -194,7 +207,7 @@ func (p *Persister) flush() {
 				return err
 			}
 		}
-		return nil
+		return tx.Bucket(metaName).Put(writtenKey, binary.LittleEndian.AppendUint64(nil, uint64(p.cfg.Now().UnixNano())))
 	})
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -207,6 +220,12 @@ func (p *Persister) flush() {
 	p.stats.Written += written
 	p.stats.Deleted += deleted
 }
+
+// LastWritten is when the file was last written before it was opened (zero
+// for a new file): how current the loaded bindings are. Pass it as
+// ReplicatorConfig.StateAsOf so a node that was down longer than the
+// tombstone lifetime drops what the cluster deleted meanwhile.
+func (p *Persister) LastWritten() time.Time { return p.written }
 
 // Stats returns the counters.
 func (p *Persister) Stats() PersistStats {

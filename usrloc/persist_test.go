@@ -129,3 +129,67 @@ func TestPersistThenJoinNewerWins(t *testing.T) {
 	clustertest.Eventually(t, 5*time.Second, func() bool { return len(n2.st.Lookup("sip:b@x", nil)) == 1 }, "B from n1's file never reached n2")
 	clustertest.Eventually(t, 5*time.Second, func() bool { return converged(n1, n2) }, "not converged")
 }
+
+// TestPersistStaleFilePruned: a node comes back from a file older than the
+// tombstone lifetime. A binding the cluster deleted meanwhile (and whose
+// tombstone it has purged) must not come back from the file; bindings the
+// cluster still has, and ones written after the file, are kept.
+func TestPersistStaleFilePruned(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	const ttl = time.Second
+	path := filepath.Join(t.TempDir(), "n1.db")
+	s0, _ := New(Config{Node: "n1", TombstoneTTL: ttl, Logger: quietLogger(t)})
+	p0, err := OpenPersister(s0, PersistConfig{Path: path, FlushInterval: 10 * time.Millisecond, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0.Register(reg("sip:kept@x", "c", 1, contact("sip:kept@192.0.2.1", time.Hour)), nil)
+	s0.Register(reg("sip:deleted@x", "c", 1, contact("sip:deleted@192.0.2.2", time.Hour)), nil)
+	time.Sleep(30 * time.Millisecond)
+	p0.Close()
+	s0.Close()
+
+	nw := clustertest.NewNetwork(22)
+	defer nw.Close()
+	n2 := startNodeStore(t, nw, []cluster.NodeID{"n2"}, 0, Config{TombstoneTTL: ttl}, ReplicatorConfig{NoJoin: true})
+	// n2 holds "kept" (it was replicated before n1 went down) but not
+	// "deleted": un-registered while n1 was down, tombstone long purged.
+	n2.st.Register(reg("sip:kept@x", "c", 1, contact("sip:kept@192.0.2.1", time.Hour)), nil)
+	n2.st.Register(reg("sip:new@x", "c", 1, contact("sip:new@192.0.2.3", time.Hour)), nil)
+	time.Sleep(ttl + 200*time.Millisecond) // n1 stays down longer than the tombstone lifetime
+
+	host := nw.Host("n1")
+	tr, err := cluster.NewTCP(t.Context(), cluster.Config{ID: "n1", Listen: "n1:7946", Peers: []cluster.Peer{{ID: "n2", Addr: "n2:7946"}},
+		Secret: testSecret, Network: host, Now: host.Now, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, _ := New(Config{Node: "n1", TombstoneTTL: ttl, Logger: quietLogger(t)})
+	p1, err := OpenPersister(s1, PersistConfig{Path: path, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1.Len() != 2 || p1.LastWritten().IsZero() {
+		t.Fatalf("file gave %d bindings, written %v", s1.Len(), p1.LastWritten())
+	}
+	rp, err := NewReplicator(s1, tr, ReplicatorConfig{StateAsOf: p1.LastWritten(), AntiEntropyInterval: 100 * time.Millisecond, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := &node{id: "n1", tr: tr, st: s1, rp: rp}
+	defer func() { n1.close(); p1.Close() }()
+	waitSynced(t, n1, 10*time.Second)
+	if len(s1.Lookup("sip:deleted@x", nil)) != 0 {
+		t.Fatalf("a binding deleted while n1 was down came back from its file: %+v", n1.rp.Stats())
+	}
+	if len(s1.Lookup("sip:kept@x", nil)) != 1 || len(s1.Lookup("sip:new@x", nil)) != 1 {
+		t.Fatal("n1 lost a binding the cluster has")
+	}
+	time.Sleep(500 * time.Millisecond) // anti-entropy rounds
+	if len(n2.st.Lookup("sip:deleted@x", nil)) != 0 || !converged(n1, n2) {
+		t.Fatal("the deleted binding reached n2, or the nodes differ")
+	}
+	if st := n1.rp.Stats(); st.Pruned != 1 {
+		t.Fatalf("pruned %d, want 1: %+v", st.Pruned, st)
+	}
+}

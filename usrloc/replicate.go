@@ -35,8 +35,14 @@ type ReplicatorConfig struct {
 	// (gap repairs still run).
 	AntiEntropyInterval time.Duration
 	// NoJoin starts as synced without pulling a snapshot: for the first
-	// node of a new cluster, or when Persistence has loaded the state.
+	// node of a new cluster.
 	NoJoin bool
+	// StateAsOf is how current the store's contents are when they were
+	// loaded from a file (Persister.LastWritten). When it is older than
+	// the store's TombstoneTTL the join drops the loaded bindings older
+	// than it that the donor does not have: the cluster deleted them and
+	// has forgotten the tombstones.
+	StateAsOf time.Time
 	// BootstrapWait: when no peer is reachable for this long after start,
 	// the node concludes it is the first one and reports synced with what
 	// it has. Default 3 s; negative waits for a peer for ever.
@@ -155,6 +161,10 @@ func NewReplicator(store *Store, tr cluster.Transport, cfg ReplicatorConfig) (*R
 		r.markSynced("configured")
 	} else {
 		r.join = &joinState{started: cfg.Now()}
+		if !cfg.StateAsOf.IsZero() && cfg.Now().Sub(cfg.StateAsOf) > store.cfg.TombstoneTTL {
+			r.join.pruneBefore = hlcAt(cfg.StateAsOf.UnixNano())
+			r.join.seen = map[seenKey]struct{}{}
+		}
 	}
 	r.wg.Add(1)
 	go r.run()
