@@ -23,7 +23,7 @@ func (s *Store) merge(w *wireRec) (bool, error) {
 		return false, nil
 	}
 	now := s.now().UnixNano()
-	node := s.in.id(w.Node)
+	node := s.nodes.id(w.Node)
 	if node == 0 {
 		return false, ErrTooLarge // the node table is full: refuse rather than lose the stamp
 	}
@@ -41,7 +41,7 @@ func (s *Store) merge(w *wireRec) (bool, error) {
 	ev.Kind = Added
 	if idx >= 0 {
 		old := &ent.recs[idx]
-		if !newer(&r, old, s.in) {
+		if !newer(&r, old, s.nodes) {
 			return false, nil
 		}
 		switch {
@@ -78,7 +78,7 @@ func (s *Store) toWire(aor string, r *rec, now int64, w *wireRec) {
 			Socket: s.pick(r.socket, r, segSocket), RegID: r.regID, CSeq: r.cseq, Q: r.q, Flags: uint8(r.flags)},
 		Remaining: time.Duration(r.expires - now),
 		HLC:       r.hlc,
-		Node:      s.in.str(r.node),
+		Node:      s.nodes.str(r.node),
 		Tombstone: r.tombstone(),
 	}
 }
@@ -140,7 +140,7 @@ func (s *Store) dominates(w *wireRec) bool {
 	if err != nil {
 		return false
 	}
-	node := s.in.id(w.Node)
+	node := s.nodes.id(w.Node)
 	r.node = node
 	sh := &s.shards[bucketOf(w.AOR)]
 	sh.mu.RLock()
@@ -153,7 +153,7 @@ func (s *Store) dominates(w *wireRec) bool {
 		if !have.sameKey(&r) {
 			return false, false
 		}
-		return true, have.hlc == r.hlc && have.node == r.node || !newer(&r, have, s.in)
+		return true, have.hlc == r.hlc && have.node == r.node || !newer(&r, have, s.nodes)
 	}
 	if found, ok := check(&sl.head); found {
 		return ok

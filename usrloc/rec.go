@@ -88,7 +88,7 @@ func (r *rec) sameKey(o *rec) bool {
 
 // digest is r's contribution to its bucket digest: every node holding the
 // same version of the same binding computes the same value.
-func (r *rec) digest(aor string, in *interner) uint64 {
+func (r *rec) digest(aor string, nodes *interner) uint64 {
 	var d xxhash.Digest
 	d.Reset()
 	d.WriteString(aor)
@@ -102,7 +102,7 @@ func (r *rec) digest(aor string, in *interner) uint64 {
 	}
 	b[16] = byte(r.flags >> 8)
 	d.Write(b[:])
-	d.WriteString(in.str(r.node))
+	d.WriteString(nodes.str(r.node))
 	return d.Sum64()
 }
 
@@ -112,7 +112,7 @@ func (r *rec) digest(aor string, in *interner) uint64 {
 // The Call-ID rule makes the order non-transitive only for three versions
 // written concurrently on different nodes; pairwise merges still converge
 // because a merge never creates a version, it only picks one of two.
-func newer(a, b *rec, in *interner) bool {
+func newer(a, b *rec, nodes *interner) bool {
 	if a.cseq != b.cseq && a.seg(segCallID) == b.seg(segCallID) {
 		return a.cseq > b.cseq
 	}
@@ -120,7 +120,7 @@ func newer(a, b *rec, in *interner) bool {
 		return a.hlc > b.hlc
 	}
 	if a.node != b.node {
-		return in.str(a.node) > in.str(b.node)
+		return nodes.str(a.node) > nodes.str(b.node)
 	}
 	// Same stamp from the same node: the same write. A tombstone wins so a
 	// delete is never undone by a replay of what it deleted.

@@ -16,15 +16,22 @@ import (
 // number: it is part of the replication protocol.
 const nBuckets = 4096
 
+// maxNodes bounds the distinct node IDs a store keeps (its own and every
+// peer's that ever wrote a binding).
+const maxNodes = 1 << 12
+
 // Store is the location service: address of record → bindings, sharded by
 // an xxhash of the AOR. It is safe for concurrent use; reads take one shard
 // read lock and allocate nothing when the caller's slice has room.
 type Store struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	clock  hlcClock
-	in     *interner
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	clock hlcClock
+	in    *interner
+	// nodes interns node IDs apart from in, so a flood of unique
+	// User-Agents filling in can never lock a new peer's bindings out.
+	nodes  *interner
 	nodeID uint32
 	shards [nBuckets]shard
 
@@ -59,9 +66,9 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Store{cfg: cfg, log: cfg.Logger, now: cfg.Now, in: newInterner(cfg.InternMax), quit: make(chan struct{})}
+	s := &Store{cfg: cfg, log: cfg.Logger, now: cfg.Now, in: newInterner(cfg.InternMax), nodes: newInterner(maxNodes), quit: make(chan struct{})}
 	s.clock.now = cfg.Now
-	s.nodeID = s.in.id(string(cfg.Node))
+	s.nodeID = s.nodes.id(string(cfg.Node))
 	for i := range s.shards {
 		s.shards[i].aors = make(map[string]slot)
 	}
@@ -138,7 +145,7 @@ func (s *Store) fill(b *Binding, aor string, r *rec) {
 	b.UserAgent = s.pick(r.ua, r, segUA)
 	b.Path = s.pick(r.path, r, segPath)
 	b.Socket = s.pick(r.socket, r, segSocket)
-	b.Node = cluster.NodeID(s.in.str(r.node))
+	b.Node = cluster.NodeID(s.nodes.str(r.node))
 	b.RegID = r.regID
 	b.Q = r.q
 	b.CSeq = r.cseq
@@ -273,7 +280,7 @@ func (s *Store) removeAt(sh *shard, ent *aorEntry, i int, kind EventKind, evs []
 
 func (s *Store) account(sh *shard, aor string, r *rec) {
 	sh.count++
-	sh.sum += r.digest(aor, s.in)
+	sh.sum += r.digest(aor, s.nodes)
 	if !r.tombstone() {
 		s.live.Add(1)
 	}
@@ -281,7 +288,7 @@ func (s *Store) account(sh *shard, aor string, r *rec) {
 
 func (s *Store) unaccount(sh *shard, aor string, r *rec) {
 	sh.count--
-	sh.sum -= r.digest(aor, s.in)
+	sh.sum -= r.digest(aor, s.nodes)
 	if !r.tombstone() {
 		s.live.Add(-1)
 	}

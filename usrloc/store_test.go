@@ -229,3 +229,31 @@ func TestTooLarge(t *testing.T) {
 		t.Fatal("stored an oversized contact")
 	}
 }
+
+// TestInternTableFull: once unique User-Agents fill the intern table,
+// values are kept inline, and bindings from a new peer still merge (node
+// IDs have a table of their own).
+func TestInternTableFull(t *testing.T) {
+	s := newTestStore(t, Config{InternMax: 2})
+	for i := 0; i < 5; i++ {
+		c := contact(fmt.Sprintf("sip:%d@h", i), time.Hour)
+		c.UserAgent = fmt.Sprintf("unique-agent-%d", i)
+		if _, err := s.Register(reg(fmt.Sprintf("sip:u%d@x", i), "c", 1, c), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		b := s.Lookup(fmt.Sprintf("sip:u%d@x", i), nil)
+		if len(b) != 1 || b[0].UserAgent != fmt.Sprintf("unique-agent-%d", i) || b[0].Socket != "udp:127.0.0.1:5060" {
+			t.Fatalf("binding %d: %+v", i, b)
+		}
+	}
+	w := sampleWire()
+	w.Node = "a-new-peer"
+	if ok, err := s.merge(&w); !ok || err != nil {
+		t.Fatalf("merge from a new peer with a full table: %v %v", ok, err)
+	}
+	if b := s.Lookup(w.AOR, nil); len(b) != 1 || b[0].Node != "a-new-peer" || b[0].UserAgent != "ua" {
+		t.Fatalf("merged binding: %+v", b)
+	}
+}
