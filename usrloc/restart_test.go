@@ -56,9 +56,9 @@ func TestRestartTrialsUnderLoad(t *testing.T) {
 		n1 := startNode(t, nw, ids, 0, donor)
 		n2 := startNode(t, nw, ids, 1, donor)
 		clustertest.WaitUp(t, []cluster.Transport{n1.tr, n2.tr})
-		registerN(t, n1, 0, 1000, "seed")
-		g1 := startLoad(t, n1, 1_000_000, 3*time.Millisecond)
-		g2 := startLoad(t, n2, 2_000_000, 3*time.Millisecond)
+		registerN(t, n1, 0, 500, "seed")
+		g1 := startLoad(t, n1, 1_000_000, 4*time.Millisecond)
+		g2 := startLoad(t, n2, 2_000_000, 4*time.Millisecond)
 		defer g1.halt()
 		defer g2.halt()
 
@@ -70,7 +70,7 @@ func TestRestartTrialsUnderLoad(t *testing.T) {
 			n3 := startNode(t, nw, ids, 2, ReplicatorConfig{SyncTimeout: time.Second})
 			waitSynced(t, n3, 30*time.Second)
 			missing := 0
-			for i := 0; i < 1000; i++ {
+			for i := 0; i < 500; i++ {
 				missing += missingAOR(n3, i)
 			}
 			for i := 0; i < w1; i++ {
@@ -94,7 +94,7 @@ func TestRestartTrialsUnderLoad(t *testing.T) {
 		g1.halt()
 		g2.halt()
 		clustertest.Eventually(t, 10*time.Second, func() bool { return converged(n1, n2, n3) }, "not converged after the trials")
-		want := 1000 + int(g1.written.Load()+g2.written.Load())
+		want := 500 + int(g1.written.Load()+g2.written.Load())
 		for _, n := range []*node{n1, n2, n3} {
 			if n.st.Len() != want {
 				t.Fatalf("%s holds %d bindings, want %d (lost bindings)", n.id, n.st.Len(), want)
