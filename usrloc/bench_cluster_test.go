@@ -1,0 +1,127 @@
+package usrloc
+
+import (
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkReplicationLag: 3 nodes over loopback TCP, 20k binding updates
+// per second spread over the three, for 2 s per iteration. Lag is from the
+// write on its node to the Watch event on each other node.
+func BenchmarkReplicationLag(b *testing.B) {
+	const rate = 20000
+	const dur = 2 * time.Second
+	for range b.N {
+		t := &testing.T{}
+		_ = t
+		nodes, _ := loopbackNodesB(b, 3)
+		total := int(rate * dur / time.Second)
+		sent := make([]atomic.Int64, total)
+		var mu sync.Mutex
+		var lags []time.Duration
+		for _, n := range nodes {
+			stop := n.st.Watch("", func(e Event) {
+				if !e.Remote || e.Kind == Removed {
+					return
+				}
+				i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(e.Binding.AOR, "sip:lag"), "@example.com"))
+				if err != nil || i >= total {
+					return
+				}
+				at := sent[i].Load()
+				if at == 0 {
+					return
+				}
+				d := time.Since(time.Unix(0, at))
+				mu.Lock()
+				lags = append(lags, d)
+				mu.Unlock()
+			})
+			defer stop()
+		}
+		start := time.Now()
+		done := 0
+		for done < total {
+			due := int(time.Since(start) * rate / time.Second)
+			for ; done < due && done < total; done++ {
+				n := nodes[done%3]
+				sent[done].Store(time.Now().UnixNano())
+				c := ContactUpdate{URI: fmt.Sprintf("sip:lag%d@192.0.2.1:5060", done), Expires: time.Hour, UserAgent: "bench", Socket: "udp:127.0.0.1:5060"}
+				if _, err := n.st.Register(Registration{AOR: fmt.Sprintf("sip:lag%d@example.com", done), CallID: "c", CSeq: 1, Contacts: []ContactUpdate{c}}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		elapsed := time.Since(start)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			got := len(lags)
+			mu.Unlock()
+			if got >= 2*total || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		mu.Lock()
+		slices.Sort(lags)
+		if len(lags) < 2*total {
+			b.Fatalf("%d of %d remote updates seen", len(lags), 2*total)
+		}
+		b.ReportMetric(float64(total)/elapsed.Seconds(), "updates/s")
+		b.ReportMetric(float64(lags[len(lags)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(lags[len(lags)-1].Microseconds())/1000, "max-ms")
+		mu.Unlock()
+	}
+}
+
+// BenchmarkSync1M: a node joins a node holding 1M realistic bindings over
+// loopback TCP; the time is until it reports synced (verified).
+func BenchmarkSync1M(b *testing.B) { benchSync(b, 1_000_000) }
+
+// BenchmarkSync100k is BenchmarkSync1M with 100k bindings.
+func BenchmarkSync100k(b *testing.B) { benchSync(b, 100_000) }
+
+func BenchmarkSync300k(b *testing.B) { benchSync(b, 300_000) }
+
+func benchSync(b *testing.B, n int) {
+	for range b.N {
+		nodes, _ := loopbackNodesB(b, 1)
+		fill(b, nodes[0].st, n)
+		donorAddr := nodes[0].addr
+		if f := os.Getenv("USRLOC_SYNC_PROFILE"); f != "" {
+			// Profile the join only, not the fill.
+			out, err := os.Create(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pprof.StartCPUProfile(out)
+			defer func() { pprof.StopCPUProfile(); out.Close() }()
+		}
+		start := time.Now()
+		j := joinLoopback(b, "n9", nodes[0].id, donorAddr)
+		select {
+		case <-j.rp.Synced():
+		case <-time.After(120 * time.Second):
+			b.Fatalf("not synced: %+v", j.rp.Stats())
+		}
+		d := time.Since(start)
+		if j.st.Len() != n {
+			b.Fatalf("synced with %d of %d bindings", j.st.Len(), n)
+		}
+		b.ReportMetric(d.Seconds(), "sync-s")
+		b.ReportMetric(float64(n)/d.Seconds(), "bindings/s")
+		st := j.rp.Stats()
+		b.ReportMetric(float64(st.ChunksReceived), "chunks")
+	}
+}

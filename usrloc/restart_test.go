@@ -1,0 +1,112 @@
+package usrloc
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/cluster/clustertest"
+)
+
+// loadGen registers new AORs on a node every interval until stopped;
+// written counts the registrations done.
+type loadGen struct {
+	written atomic.Int64
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+func startLoad(t testing.TB, n *node, base int, every time.Duration) *loadGen {
+	g := &loadGen{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(g.done)
+		for i := 0; ; i++ {
+			select {
+			case <-g.stop:
+				return
+			default:
+			}
+			registerN(t, n, base+i, base+i+1, string(n.id))
+			g.written.Add(1)
+			time.Sleep(every)
+		}
+	}()
+	return g
+}
+
+func (g *loadGen) halt() { g.once.Do(func() { close(g.stop) }); <-g.done }
+
+// TestRestartTrialsUnderLoad restarts a node 50 times while the two others
+// take registrations. At the moment it reports synced, it must hold every
+// binding written before it started (no partial sync); at the end all three
+// must be equal (no lost binding).
+func TestRestartTrialsUnderLoad(t *testing.T) {
+	const trials = 50
+	synctest.Test(t, func(t *testing.T) {
+		clustertest.CheckLeaks(t)
+		nw := clustertest.NewNetwork(50)
+		defer nw.Close()
+		ids := nodeIDs(3)
+		donor := ReplicatorConfig{NoJoin: true, ChunkBytes: 16 << 10}
+		n1 := startNode(t, nw, ids, 0, donor)
+		n2 := startNode(t, nw, ids, 1, donor)
+		clustertest.WaitUp(t, []cluster.Transport{n1.tr, n2.tr})
+		registerN(t, n1, 0, 500, "seed")
+		g1 := startLoad(t, n1, 1_000_000, 4*time.Millisecond)
+		g2 := startLoad(t, n2, 2_000_000, 4*time.Millisecond)
+		defer g1.halt()
+		defer g2.halt()
+
+		partial := 0
+		for trial := 0; trial < trials; trial++ {
+			// Everything written before the start must be there at Synced.
+			w1, w2 := int(g1.written.Load()), int(g2.written.Load())
+			time.Sleep(5 * time.Millisecond) // let those writes reach n1 and n2
+			n3 := startNode(t, nw, ids, 2, ReplicatorConfig{SyncTimeout: time.Second})
+			waitSynced(t, n3, 30*time.Second)
+			missing := 0
+			for i := 0; i < 500; i++ {
+				missing += missingAOR(n3, i)
+			}
+			for i := 0; i < w1; i++ {
+				missing += missingAOR(n3, 1_000_000+i)
+			}
+			for i := 0; i < w2; i++ {
+				missing += missingAOR(n3, 2_000_000+i)
+			}
+			if missing > 0 {
+				partial++
+				t.Errorf("trial %d: synced without %d bindings: %+v", trial, missing, n3.rp.Stats())
+			}
+			// Run a little, then crash.
+			time.Sleep(time.Duration(trial%5) * 10 * time.Millisecond)
+			nw.Kill("n3")
+			n3.close()
+			nw.Restart("n3")
+		}
+		n3 := startNode(t, nw, ids, 2, ReplicatorConfig{})
+		waitSynced(t, n3, 30*time.Second)
+		g1.halt()
+		g2.halt()
+		clustertest.Eventually(t, 10*time.Second, func() bool { return converged(n1, n2, n3) }, "not converged after the trials")
+		want := 500 + int(g1.written.Load()+g2.written.Load())
+		for _, n := range []*node{n1, n2, n3} {
+			if n.st.Len() != want {
+				t.Fatalf("%s holds %d bindings, want %d (lost bindings)", n.id, n.st.Len(), want)
+			}
+		}
+		t.Logf("%d trials, %d partial syncs, %d bindings at the end", trials, partial, want)
+	})
+}
+
+func missingAOR(n *node, i int) int {
+	if len(n.st.Lookup(fmt.Sprintf("sip:user%d@example.com", i), nil)) == 0 {
+		return 1
+	}
+	return 0
+}

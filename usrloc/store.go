@@ -1,0 +1,348 @@
+package usrloc
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/sipha/sipha/cluster"
+)
+
+// nBuckets is the number of shards of a store. A shard is also the unit of
+// anti-entropy digests and of sync chunks, so every node must use the same
+// number: it is part of the replication protocol.
+const nBuckets = 4096
+
+// maxNodes bounds the distinct node IDs a store keeps (its own and every
+// peer's that ever wrote a binding).
+const maxNodes = 1 << 12
+
+// Store is the location service: address of record → bindings, sharded by
+// an xxhash of the AOR. It is safe for concurrent use; reads take one shard
+// read lock and allocate nothing when the caller's slice has room.
+type Store struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	clock hlcClock
+	in    *interner
+	// nodes interns node IDs apart from in, so a flood of unique
+	// User-Agents filling in can never lock a new peer's bindings out.
+	nodes  *interner
+	nodeID uint32
+	shards [nBuckets]shard
+
+	watchers atomic.Pointer[[]*watcher]
+	wmu      sync.Mutex
+
+	// onLocal, when set (by a Replicator), receives every change made by
+	// this node, after the shard lock is released.
+	onLocal atomic.Pointer[func(aor string, r *rec)]
+
+	live   atomic.Int64 // bindings that are not tombstones
+	coarse atomic.Int64 // the clock as of the last expiry tick, Unix ns
+
+	quit      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+type shard struct {
+	mu   sync.RWMutex
+	aors map[string]slot
+	exp  expHeap
+	next atomic.Int64 // earliest pending expiry, Unix ns; 0 = none
+	// Digest of the shard as one anti-entropy bucket.
+	count uint32
+	sum   uint64
+}
+
+// New starts a store; Close stops its expiry goroutine.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Store{cfg: cfg, log: cfg.Logger, now: cfg.Now, in: newInterner(cfg.InternMax), nodes: newInterner(maxNodes), quit: make(chan struct{})}
+	s.clock.now = cfg.Now
+	s.nodeID = s.nodes.id(string(cfg.Node))
+	for i := range s.shards {
+		s.shards[i].aors = make(map[string]slot)
+	}
+	s.watchers.Store(&[]*watcher{})
+	s.coarse.Store(cfg.Now().UnixNano())
+	s.wg.Add(1)
+	go s.expireLoop()
+	return s, nil
+}
+
+// Close stops the store's goroutines and its watchers. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		s.wg.Wait()
+		s.wmu.Lock()
+		ws := *s.watchers.Load()
+		s.watchers.Store(&[]*watcher{})
+		s.wmu.Unlock()
+		for _, w := range ws {
+			w.stop()
+		}
+	})
+	return nil
+}
+
+// Node is the ID this store stamps on local writes.
+func (s *Store) Node() cluster.NodeID { return s.cfg.Node }
+
+// Len is the number of live bindings.
+func (s *Store) Len() int { return int(s.live.Load()) }
+
+func bucketOf(aor string) int { return int(bucketHash(aor) & (nBuckets - 1)) }
+
+func bucketHash(aor string) uint64 { return xxhash.Sum64String(aor) }
+
+// Lookup appends the live bindings of aor to dst, best first: highest q,
+// then the most recently written. It allocates only when dst must grow.
+//
+// It reads the clock of the expiry timer, not the system clock, so a
+// binding may show for up to Config.ExpiryResolution past its expiry, as
+// long as it would before the timer removed it; Binding.Expires is exact.
+func (s *Store) Lookup(aor string, dst []Binding) []Binding {
+	sh := &s.shards[bucketOf(aor)]
+	now := s.coarse.Load()
+	sh.mu.RLock()
+	sl, ok := sh.aors[aor]
+	if ok {
+		dst = s.appendLive(dst, sl.key, &sl.head, now)
+		for i := range sl.tail {
+			dst = s.appendLive(dst, sl.key, &sl.tail[i], now)
+		}
+	}
+	sh.mu.RUnlock()
+	return dst
+}
+
+func (s *Store) appendLive(dst []Binding, aor string, r *rec, now int64) []Binding {
+	if r.tombstone() || r.expires <= now {
+		return dst
+	}
+	dst = append(dst, Binding{})
+	s.fill(&dst[len(dst)-1], aor, r)
+	return dst
+}
+
+// fill sets b from r without allocating: b's strings share r's memory.
+func (s *Store) fill(b *Binding, aor string, r *rec) {
+	b.AOR = aor
+	b.Contact = r.seg(segContact)
+	b.Received = r.seg(segReceived)
+	b.CallID = r.seg(segCallID)
+	b.Instance = r.seg(segInstance)
+	b.UserAgent = s.pick(r.ua, r, segUA)
+	b.Path = s.pick(r.path, r, segPath)
+	b.Socket = s.pick(r.socket, r, segSocket)
+	b.Node = cluster.NodeID(s.nodes.str(r.node))
+	b.RegID = r.regID
+	b.Q = r.q
+	b.CSeq = r.cseq
+	b.Flags = uint8(r.flags)
+	b.Version = r.hlc
+	b.Expires = time.Unix(0, r.expires)
+}
+
+func (s *Store) pick(id uint32, r *rec, seg int) string {
+	if id != 0 {
+		return s.in.str(id)
+	}
+	return r.seg(seg)
+}
+
+// fields are the strings and numbers of a binding before they are packed
+// into a rec.
+type fields struct {
+	Contact, Received, CallID, Instance, UserAgent, Path, Socket string
+	RegID, CSeq                                                  uint32
+	Q                                                            uint16
+	Flags                                                        uint8
+}
+
+// pack builds a rec; it copies every string, so f may alias a buffer that
+// is reused afterwards.
+func (s *Store) pack(f *fields, expires int64, hlc HLC, node uint32, tomb bool) (rec, error) {
+	r := rec{expires: expires, hlc: hlc, node: node, cseq: f.CSeq, regID: f.RegID, q: f.Q, flags: uint16(f.Flags)}
+	if tomb {
+		r.flags |= flagTombstone
+	}
+	segs := [nSeg]string{f.Contact, f.Received, f.CallID, f.Instance, "", "", ""}
+	if !tomb {
+		if r.ua = s.in.id(f.UserAgent); r.ua == 0 {
+			segs[segUA] = f.UserAgent
+		}
+		if r.path = s.in.id(f.Path); r.path == 0 {
+			segs[segPath] = f.Path
+		}
+		if r.socket = s.in.id(f.Socket); r.socket == 0 {
+			segs[segSocket] = f.Socket
+		}
+	} else {
+		segs[segReceived] = ""
+	}
+	n := 0
+	for _, x := range segs {
+		n += len(x)
+	}
+	if n > maxBlob {
+		return rec{}, ErrTooLarge
+	}
+	buf := make([]byte, 0, n)
+	for i, x := range segs {
+		buf = append(buf, x...)
+		r.end[i] = uint16(len(buf))
+	}
+	r.blob = string(buf)
+	return r, nil
+}
+
+// findKey returns the index of the binding with r's key in recs, or -1.
+func findKey(recs []rec, r *rec) int {
+	for i := range recs {
+		if recs[i].sameKey(r) {
+			return i
+		}
+	}
+	return -1
+}
+
+// before orders the bindings of an AOR: live ones first, by q descending,
+// then newest first.
+func before(a, b *rec) bool {
+	if a.tombstone() != b.tombstone() {
+		return !a.tombstone()
+	}
+	if a.q != b.q {
+		return a.q > b.q
+	}
+	return a.hlc > b.hlc
+}
+
+// put replaces recs[i] (i < 0: adds) with r keeping the order, and keeps
+// the digest, live count and expiry heap. sh.mu must be held.
+func (s *Store) put(sh *shard, aor string, recs []rec, i int, r rec) []rec {
+	if i >= 0 {
+		s.unaccount(sh, aor, &recs[i])
+		recs = append(recs[:i], recs[i+1:]...)
+	}
+	j := 0
+	for j < len(recs) && before(&recs[j], &r) {
+		j++
+	}
+	if len(recs) == cap(recs) {
+		// Grow by one: most AORs hold one or two bindings.
+		grown := make([]rec, len(recs), len(recs)+1)
+		copy(grown, recs)
+		recs = grown
+	}
+	recs = append(recs, rec{})
+	copy(recs[j+1:], recs[j:])
+	recs[j] = r
+	s.account(sh, aor, &recs[j])
+	sh.exp.push(expEntry{at: r.expires, kh: r.keyHash(), aor: aor})
+	if n := sh.next.Load(); n == 0 || r.expires < n {
+		sh.next.Store(r.expires)
+	}
+	return recs
+}
+
+// drop removes recs[i]. sh.mu must be held.
+func (s *Store) drop(sh *shard, aor string, recs []rec, i int) []rec {
+	s.unaccount(sh, aor, &recs[i])
+	copy(recs[i:], recs[i+1:])
+	recs[len(recs)-1] = rec{}
+	return recs[:len(recs)-1]
+}
+
+// removeAt drops ent.recs[i], with an event of kind for the watchers when
+// it was a live binding. sh.mu must be held.
+func (s *Store) removeAt(sh *shard, ent *aorEntry, i int, kind EventKind, evs []Event) []Event {
+	r := &ent.recs[i]
+	if !r.tombstone() && s.hasWatchers() {
+		ev := Event{Kind: kind}
+		s.fill(&ev.Binding, ent.key, r)
+		evs = append(evs, ev)
+	}
+	ent.recs = s.drop(sh, ent.key, ent.recs, i)
+	return evs
+}
+
+func (s *Store) account(sh *shard, aor string, r *rec) {
+	sh.count++
+	sh.sum += r.digest(aor, s.nodes)
+	if !r.tombstone() {
+		s.live.Add(1)
+	}
+}
+
+func (s *Store) unaccount(sh *shard, aor string, r *rec) {
+	sh.count--
+	sh.sum -= r.digest(aor, s.nodes)
+	if !r.tombstone() {
+		s.live.Add(-1)
+	}
+}
+
+// slot is a map value: the map's own copy of the AOR (which heap entries
+// share, so the AOR is held once), its first binding inline and the others
+// behind. Most AORs hold one binding, so a lookup touches the map's group
+// and the key, and no third cache line. Kept ≤ 128 bytes so the map stores
+// it inline.
+//
+// Writes store under slot.key, never under the caller's string: a map
+// assignment replaces the stored key, and the caller's may alias a SIP
+// message buffer.
+type slot struct {
+	key  string
+	head rec
+	tail []rec
+}
+
+// aorEntry is the working form of a slot for a writer.
+type aorEntry struct {
+	key  string
+	recs []rec
+}
+
+// entry returns the bindings of aor for a writer, or an empty entry holding
+// a private copy of aor.
+func entry(sh *shard, aor string) aorEntry {
+	sl, ok := sh.aors[aor]
+	if !ok {
+		return aorEntry{key: strings.Clone(aor)}
+	}
+	recs := make([]rec, 1, 2+len(sl.tail))
+	recs[0] = sl.head
+	return aorEntry{key: sl.key, recs: append(recs, sl.tail...)}
+}
+
+// store saves e, deleting it when it holds no bindings.
+func (sh *shard) store(e aorEntry) {
+	switch len(e.recs) {
+	case 0:
+		delete(sh.aors, e.key)
+	case 1:
+		sh.aors[e.key] = slot{key: e.key, head: e.recs[0]}
+	default:
+		sh.aors[e.key] = slot{key: e.key, head: e.recs[0], tail: e.recs[1:]}
+	}
+}
+
+func (s *Store) setOnLocal(fn func(aor string, r *rec)) {
+	if fn == nil {
+		s.onLocal.Store(nil)
+		return
+	}
+	s.onLocal.Store(&fn)
+}
