@@ -1,0 +1,82 @@
+package partition_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/partition"
+)
+
+// actives returns n active members n01..nNN of weight 1.
+func actives(n int) []partition.Member {
+	ms := make([]partition.Member, n)
+	for i := range ms {
+		ms[i] = partition.Member{ID: cluster.NodeID(fmt.Sprintf("n%02d", i+1))}
+	}
+	return ms
+}
+
+// tenants returns n tenant keys shaped like SIP domains.
+func tenants(n int) []string {
+	ks := make([]string, n)
+	for i := range ks {
+		ks[i] = fmt.Sprintf("tenant%05d.example.com", i)
+	}
+	return ks
+}
+
+func build(t testing.TB, ms []partition.Member, keys []string, o partition.Options) *partition.Placement {
+	t.Helper()
+	p, err := partition.Build(ms, keys, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// owners maps each key to its owner.
+func owners(t testing.TB, p *partition.Placement, keys []string) map[string]cluster.NodeID {
+	t.Helper()
+	m := make(map[string]cluster.NodeID, len(keys))
+	for _, k := range keys {
+		o, ok := p.Owner(k)
+		if !ok {
+			t.Fatalf("no owner for %q", k)
+		}
+		m[k] = o
+	}
+	return m
+}
+
+// moved counts the keys whose owner differs.
+func moved(a, b map[string]cluster.NodeID) int {
+	n := 0
+	for k, o := range a {
+		if b[k] != o {
+			n++
+		}
+	}
+	return n
+}
+
+// maxOverMean is the largest load over the mean load of the active nodes.
+func maxOverMean(own map[string]cluster.NodeID, nodes int) float64 {
+	loads := map[cluster.NodeID]int{}
+	for _, o := range own {
+		loads[o]++
+	}
+	mx := 0
+	for _, l := range loads {
+		mx = max(mx, l)
+	}
+	return float64(mx) / (float64(len(own)) / float64(nodes))
+}
+
+// seeded returns a random source and logs its seed so a failure replays.
+func seeded(t testing.TB) (*rand.Rand, uint64) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	return rand.New(rand.NewPCG(seed, 0)), seed
+}

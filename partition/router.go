@@ -1,0 +1,170 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/ownership"
+)
+
+// KeyFunc extracts the partition key of a request (tenant, domain, AOR).
+// It returns an error wrapping [ErrBadKey] when the request has none.
+type KeyFunc func(req *sip.Request) (string, error)
+
+// ToDomain is the KeyFunc of a farm partitioned by domain: the To URI's
+// host, lower-cased.
+func ToDomain(req *sip.Request) (string, error) {
+	to := req.To()
+	if to == nil || to.Address.Host == "" {
+		return "", fmt.Errorf("%w: no To host", ErrBadKey)
+	}
+	return strings.ToLower(to.Address.Host), nil
+}
+
+// RouterConfig configures a [Router].
+type RouterConfig struct {
+	// Key extracts the key; default ToDomain.
+	Key KeyFunc
+	// Addr returns the host:port of a node's SIP proxy; required.
+	// Concurrency: called from sipgo's handler goroutines.
+	Addr func(cluster.NodeID) (string, bool)
+	// Timeout bounds the wait for the owner's first response (provisional
+	// or final) to a forwarded request; default 4s.
+	Timeout time.Duration
+	// Logger; default discards.
+	Logger *slog.Logger
+}
+
+// Validate checks the config.
+func (c RouterConfig) Validate() error {
+	if c.Addr == nil {
+		return fmt.Errorf("%w: RouterConfig.Addr is required", ErrBadConfig)
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("%w: negative Timeout", ErrBadConfig)
+	}
+	return nil
+}
+
+// Router routes requests of a partitioned farm: a request whose key this
+// node holds goes to the local handler, any other goes to the key's
+// committed owner. It follows only what the ownership layer committed: when
+// the owner is unreachable it answers 503 rather than trying a standby on
+// its own guess, and the next standby gets the key's requests once the
+// leader has committed it as owner at a new epoch. So two nodes never
+// serve one tenant.
+type Router struct {
+	p      *Partitioner
+	client *sipgo.Client
+	cfg    RouterConfig
+}
+
+// NewRouter returns a router over p that forwards with client.
+func NewRouter(p *Partitioner, client *sipgo.Client, cfg RouterConfig) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if p == nil || client == nil {
+		return nil, fmt.Errorf("%w: nil partitioner or client", ErrBadConfig)
+	}
+	if cfg.Key == nil {
+		cfg.Key = ToDomain
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 4 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Router{p: p, client: client, cfg: cfg}, nil
+}
+
+// Decision is where a request goes.
+type Decision struct {
+	Key string
+	// Local: this node holds the key at Epoch; serve it here.
+	Local bool
+	// Owner is the committed owner at Epoch, and Addr its SIP address
+	// when it is another node.
+	Owner cluster.NodeID
+	Epoch ownership.Epoch
+	Addr  string
+}
+
+// Decide tells where req goes. Errors: ErrBadKey (no key), ErrUnknownKey
+// (not registered), ErrNoOwner (no owner committed), ErrNotHeld (committed
+// here but the lease lapsed), ErrNoAddr.
+func (r *Router) Decide(req *sip.Request) (Decision, error) {
+	key, err := r.cfg.Key(req)
+	if err != nil {
+		return Decision{}, err
+	}
+	if _, err := r.p.checkKey(key); err != nil {
+		return Decision{}, err
+	}
+	d := Decision{Key: key}
+	if e, ok := r.p.Held(key); ok {
+		d.Local, d.Owner, d.Epoch = true, r.p.LocalID(), e
+		return d, nil
+	}
+	c, ok := r.p.Owner(key)
+	switch {
+	case !ok:
+		return d, fmt.Errorf("%w: %q", ErrUnknownKey, key)
+	case c.Node == "":
+		return d, fmt.Errorf("%w: %q", ErrNoOwner, key)
+	case c.Node == r.p.LocalID():
+		return d, fmt.Errorf("%w: %q at epoch %d", ErrNotHeld, key, c.Epoch)
+	}
+	d.Owner, d.Epoch = c.Node, c.Epoch
+	if d.Addr, ok = r.cfg.Addr(c.Node); !ok || d.Addr == "" {
+		return d, fmt.Errorf("%w: %s", ErrNoAddr, c.Node)
+	}
+	return d, nil
+}
+
+// Middleware has sipgo's handler shape: requests this node holds go to
+// next, the others are proxied to their owner (Via and Record-Route added
+// by sipgo, Max-Forwards decremented), and those that cannot be routed get
+// 400, 404, 483 or 503 with the reason.
+func (r *Router) Middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		d, err := r.Decide(req)
+		switch {
+		case err != nil:
+			r.reject(req, tx, err)
+		case d.Local:
+			next(req, tx)
+		default:
+			r.forward(req, tx, d)
+		}
+	}
+}
+
+func (r *Router) reject(req *sip.Request, tx sip.ServerTransaction, err error) {
+	r.cfg.Logger.Debug("partition: reject", "method", req.Method, "err", err)
+	if req.IsAck() {
+		return // an ACK gets no response
+	}
+	code, reason := 503, "Service Unavailable"
+	switch {
+	case errors.Is(err, ErrBadKey):
+		code, reason = 400, "Bad Request (no partition key)"
+	case errors.Is(err, ErrUnknownKey):
+		code, reason = 404, "Not Found (unknown tenant)"
+	}
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if code == 503 {
+		res.AppendHeader(sip.NewHeader("Retry-After", "1"))
+	}
+	if err := tx.Respond(res); err != nil {
+		r.cfg.Logger.Debug("partition: respond", "err", err)
+	}
+}
