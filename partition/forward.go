@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -52,6 +53,9 @@ func (r *Router) forward(req *sip.Request, tx sip.ServerTransaction, d Decision)
 			first.Stop()
 			res = res.Clone()
 			res.RemoveHeader("Via") // ours, the top one
+			// Back to where the request came from (RFC 3581 symmetric
+			// response), not to where this copy arrived from.
+			res.SetDestination(req.Source())
 			if err := tx.Respond(res); err != nil {
 				r.cfg.Logger.Debug("partition: relay response", "err", err)
 				return
@@ -62,12 +66,12 @@ func (r *Router) forward(req *sip.Request, tx sip.ServerTransaction, d Decision)
 		case <-first.C:
 			if !answered {
 				r.cfg.Logger.Info("partition: owner did not answer", "key", d.Key, "owner", d.Owner, "epoch", d.Epoch)
-				r.reject(req, tx, ErrNoOwner)
+				r.reject(req, tx, ErrNoAnswer)
 				return
 			}
 		case <-ctr.Done():
 			if !answered {
-				r.reject(req, tx, ErrNoOwner)
+				r.reject(req, tx, fmt.Errorf("%w: %w", ErrNoAnswer, ctr.Err()))
 			}
 			return
 		case <-tx.Done():

@@ -18,6 +18,7 @@ var (
 	ErrNoOwner    = errors.New("partition: no committed owner")
 	ErrNotHeld    = errors.New("partition: committed to this node but not held")
 	ErrNoAddr     = errors.New("partition: no SIP address for owner")
+	ErrNoAnswer   = errors.New("partition: owner did not answer")
 	ErrClosed     = errors.New("partition: closed")
 )
 

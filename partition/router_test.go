@@ -1,0 +1,159 @@
+package partition_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/cluster/clustertest"
+	"github.com/sipha/sipha/ownership"
+	"github.com/sipha/sipha/ownership/ownershiptest"
+	"github.com/sipha/sipha/ownership/raftowner"
+	"github.com/sipha/sipha/partition"
+)
+
+// Real sipgo proxies on loopback in front of a 3-node + spare farm: a
+// request for a tenant entering at any node is served by the tenant's
+// committed holder; when the holder dies the others answer 503 until the
+// ownership layer commits the spare, never serving the tenant elsewhere.
+func TestRouterOverSIP(t *testing.T) {
+	sip.SIPDebug = os.Getenv("SIPDEBUG") != ""
+	clustertest.CheckLeaks(t)
+	ids := []cluster.NodeID{"n1", "n2", "n3", "s1"}
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: ids,
+		Roles: map[cluster.NodeID]raftowner.Role{"s1": raftowner.RoleSpare},
+		// A long reassignment delay keeps a dead owner committed for a
+		// while, so the test sees what the routers do meanwhile.
+		Tune: func(cfg *raftowner.Config) { cfg.ReassignDelay = 2 * time.Second }})
+	book := &addrBook{m: map[cluster.NodeID]string{}}
+	parts := map[cluster.NodeID]*partition.Partitioner{}
+	sips := map[cluster.NodeID]*sipNode{}
+	down := func(id cluster.NodeID) {
+		if sips[id] != nil {
+			sips[id].close()
+			parts[id].Close()
+			delete(sips, id)
+		}
+		c.Kill(id)
+	}
+	t.Cleanup(func() {
+		for _, id := range ids {
+			down(id)
+		}
+	})
+	for _, id := range ids {
+		p, err := partition.New(c.Node(id), raftMembers(c.Node(id)), partition.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts[id] = p
+		sips[id] = startSIP(t, id, p, book)
+	}
+	keys := tenants(6)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for _, k := range keys {
+		if err := parts["n1"].Add(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holder := map[string]ownership.Claim{}
+	for _, k := range keys {
+		id, e := c.WaitHolder(ownership.TenantResource(k), wait, nil)
+		holder[k] = ownership.Claim{Node: id, Epoch: e}
+		t.Logf("%s held by %s at %d", k, id, e)
+		// Every router must know the committed owner before we route.
+		ownershiptest.WaitFor(t, wait, "every node to learn the owner of "+k, func() bool {
+			for _, p := range parts {
+				if cl, _ := p.Owner(k); cl != holder[k] {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	phone := newUAC(t)
+	for _, k := range keys {
+		for _, entry := range ids {
+			res := phone.send(t, sips[entry].addr, k)
+			if res.StatusCode != 200 || header(res, "X-Served-By") != string(holder[k].Node) ||
+				header(res, "X-Epoch") != strconv.FormatUint(uint64(holder[k].Epoch), 10) {
+				t.Fatalf("%s via %s: %d %s served by %q epoch %q, want the holder %v",
+					k, entry, res.StatusCode, res.Reason, header(res, "X-Served-By"), header(res, "X-Epoch"), holder[k])
+			}
+			// The proxy took its Via off the response; a forwarded MESSAGE
+			// carries the proxy's Record-Route back.
+			if vias := res.GetHeaders("Via"); len(vias) != 1 {
+				t.Fatalf("%s via %s: response has %d Via headers, want the phone's only", k, entry, len(vias))
+			}
+			if forwarded := entry != holder[k].Node; forwarded != (res.GetHeader("Record-Route") != nil) {
+				t.Fatalf("%s via %s: Record-Route %v, forwarded %v", k, entry, res.GetHeader("Record-Route"), forwarded)
+			}
+		}
+	}
+	if res := phone.send(t, sips["n1"].addr, "nobody.example"); res.StatusCode != 404 {
+		t.Fatalf("unknown tenant: %d %s, want 404", res.StatusCode, res.Reason)
+	}
+
+	// Kill the holder of keys[0] (not n1, which routes).
+	k := keys[0]
+	victim := holder[k].Node
+	entry := cluster.NodeID("n1")
+	if victim == "n1" {
+		entry = "n2"
+	}
+	down(victim)
+	sawUnavailable := false
+	ownershiptest.WaitFor(t, wait, "the spare to serve "+k, func() bool {
+		res := phone.send(t, sips[entry].addr, k)
+		after, _ := parts[entry].Owner(k)
+		switch {
+		case res.StatusCode == 503:
+			sawUnavailable = true
+			return false
+		case res.StatusCode != 200:
+			t.Fatalf("%s after killing %s: %d %s", k, victim, res.StatusCode, res.Reason)
+		case after.Node == victim:
+			t.Fatalf("%s served by %s while %s was still the committed owner", k, header(res, "X-Served-By"), victim)
+		}
+		by := cluster.NodeID(header(res, "X-Served-By"))
+		if by != "s1" || header(res, "X-Epoch") == strconv.FormatUint(uint64(holder[k].Epoch), 10) {
+			t.Fatalf("%s served by %s at epoch %s, want the spare at a new epoch", k, by, header(res, "X-Epoch"))
+		}
+		return true
+	})
+	if !sawUnavailable {
+		t.Fatalf("no 503 while the dead owner was still committed (reassignment took under the forward timeout?)")
+	}
+}
+
+func TestDecideErrors(t *testing.T) {
+	m := ownership.NewSingle("n1")
+	defer m.Close()
+	p, err := partition.New(m, partition.MemberSourceFunc(func() []partition.Member { return actives(1) }), partition.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := partition.NewRouter(p, nil, partition.RouterConfig{}); !errors.Is(err, partition.ErrBadConfig) {
+		t.Fatalf("NewRouter without Addr: %v", err)
+	}
+	req := sip.NewRequest(sip.MESSAGE, sip.Uri{Host: "x.example"})
+	if _, err := partition.ToDomain(req); !errors.Is(err, partition.ErrBadKey) {
+		t.Fatalf("ToDomain without To: %v", err)
+	}
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Host: "Acme.Example"}})
+	if k, err := partition.ToDomain(req); err != nil || k != "acme.example" {
+		t.Fatalf("ToDomain = %q, %v", k, err)
+	}
+	if err := p.Add(context.Background(), "bad key"); !errors.Is(err, partition.ErrBadKey) {
+		t.Fatalf("Add(bad key) = %v", err)
+	}
+}
