@@ -24,6 +24,7 @@ type Placement struct {
 	opts    Options
 	nodes   []node   // every member, sorted by ID
 	actives []uint16 // indices of the active members, by ID
+	seeds   []uint64 // the active members' seeds, packed for the hot loop
 	// sparesFor[i] is the order in which the spares stand in for node i.
 	// It depends only on i, so a failed member's keys move as one block
 	// to one spare: the spare takes the failed machine's role.
@@ -77,6 +78,7 @@ func Build(members []Member, keys []string, opts Options) (*Placement, error) {
 			p.uniform = false
 		}
 		p.actives = append(p.actives, uint16(i))
+		p.seeds = append(p.seeds, p.nodes[i].seed)
 	}
 	p.sparesFor = make([][]uint16, len(ms))
 	for i := range ms {
@@ -241,6 +243,18 @@ func (p *Placement) score(h uint64, i uint16) scored {
 
 // top returns the active member with the best score for hash h.
 func (p *Placement) top(h uint64) uint16 {
+	if p.uniform {
+		// The hot path of a key outside the table: one mix per member
+		// over a packed slice. Strict > keeps the smaller ID on a tie,
+		// as better does.
+		bi, best := 0, mix(h^p.seeds[0])
+		for i, s := range p.seeds[1:] {
+			if u := mix(h ^ s); u > best {
+				bi, best = i+1, u
+			}
+		}
+		return p.actives[bi]
+	}
 	best := p.score(h, p.actives[0])
 	for _, i := range p.actives[1:] {
 		if s := p.score(h, i); p.better(s, best) {
