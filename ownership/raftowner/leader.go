@@ -150,7 +150,9 @@ func (n *Node) leaderLoop() {
 	var batch []renewal
 	verifying := false
 	done := make(chan verified, 1)
-	tick := time.NewTicker(n.cfg.Lease / 4)
+	// Reassignment is checked every Lease/8: a dead owner's resources move
+	// at most that long after ReassignDelay has passed.
+	tick := time.NewTicker(n.cfg.Lease / 8)
 	defer tick.Stop()
 
 	startVerify := func() {
