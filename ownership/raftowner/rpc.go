@@ -24,6 +24,15 @@ func (n *Node) handleMessage(cm cluster.Message) {
 		n.submitRenewal(renewal{from: cm.From, msg: m})
 	case msgAck:
 		n.handleAck(m)
+	case msgConfirm:
+		// Answer with the term as it is now, after the round began.
+		r := message{Kind: msgConfirmed, Seq: m.Seq, Index: n.raft.CurrentTerm()}
+		_ = n.tr.Send(cm.From, cluster.ChannelOwnership, r.encode())
+	case msgConfirmed:
+		select {
+		case n.confirmCh <- confirmation{from: cm.From, nonce: m.Seq, term: m.Index}:
+		default: // the round times out; renewers retry
+		}
 	case msgRequest:
 		from := cm.From
 		in := inbound{from: from, msg: m, reply: func(err error) {
@@ -76,7 +85,7 @@ func (n *Node) execute(m message) error {
 			return err
 		}
 		f := n.raft.Apply(m.Data, timeout)
-		if err := f.Error(); err != nil {
+		if err := n.await(f); err != nil {
 			return err
 		}
 		if res, ok := f.Response().(applyResult); ok && res.Err != nil {
@@ -90,12 +99,12 @@ func (n *Node) execute(m message) error {
 		} else {
 			f = n.raft.AddNonvoter(raft.ServerID(m.Member.ID), raft.ServerAddress(m.Member.Addr), 0, timeout)
 		}
-		return f.Error()
+		return n.await(f)
 	case opRemove:
-		if err := n.raft.RemoveServer(raft.ServerID(m.Member.ID), 0, timeout).Error(); err != nil {
+		if err := n.await(n.raft.RemoveServer(raft.ServerID(m.Member.ID), 0, timeout)); err != nil {
 			return err
 		}
-		return n.raft.Apply(command{Kind: cmdForget, Member: Member{ID: m.Member.ID}}.encode(), timeout).Error()
+		return n.await(n.raft.Apply(command{Kind: cmdForget, Member: Member{ID: m.Member.ID}}.encode(), timeout))
 	case opNoop:
 		return nil
 	}
@@ -254,7 +263,7 @@ func (n *Node) syncPeers() {
 		return
 	}
 	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
+	if n.await(f) != nil {
 		return
 	}
 	for _, s := range f.Configuration().Servers {
