@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -41,19 +42,20 @@ func raftMembers(n *raftowner.Node) partition.MemberSource {
 // farm is a test cluster with a Partitioner on every running node.
 type farm struct {
 	t     *testing.T
+	cfg   partition.Config
 	c     *ownershiptest.Cluster
 	mu    sync.Mutex
 	parts map[cluster.NodeID]*partition.Partitioner
 }
 
-func newFarm(t *testing.T, nodes []cluster.NodeID, spares ...cluster.NodeID) *farm {
+func newFarm(t *testing.T, cfg partition.Config, nodes []cluster.NodeID, spares ...cluster.NodeID) *farm {
 	roles := map[cluster.NodeID]raftowner.Role{}
 	for _, s := range spares {
 		roles[s] = raftowner.RoleSpare
 	}
 	c := ownershiptest.New(t, ownershiptest.Config{Nodes: nodes, Roles: roles,
 		Tune: func(cfg *raftowner.Config) { cfg.HoldDown = 300 * time.Millisecond }})
-	f := &farm{t: t, c: c, parts: map[cluster.NodeID]*partition.Partitioner{}}
+	f := &farm{t: t, cfg: cfg, c: c, parts: map[cluster.NodeID]*partition.Partitioner{}}
 	for _, id := range nodes {
 		f.start(id, false)
 	}
@@ -72,7 +74,7 @@ func (f *farm) start(id cluster.NodeID, restart bool) *partition.Partitioner {
 	if restart {
 		f.c.Start(id)
 	}
-	p, err := partition.New(f.c.Node(id), raftMembers(f.c.Node(id)), partition.Config{})
+	p, err := partition.New(f.c.Node(id), raftMembers(f.c.Node(id)), f.cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -154,10 +156,19 @@ func (c *changes) snapshot() (gained, lost []string, bad string) {
 
 // A 3-node farm with one spare: killing a node moves exactly its tenants
 // to the spare, every other tenant keeps its owner and epoch, and the
-// tenants go back when the node returns.
+// tenants go back when the node returns. With bounded loads the committed
+// owners settle on the bounded placement (8 tenants each).
 func TestSpareTakesExactlyTheFailedNodesTenants(t *testing.T) {
+	for _, o := range []partition.Options{{}, {LoadFactor: 1.1}} {
+		t.Run("c="+strconv.FormatFloat(o.LoadFactor, 'g', -1, 64), func(t *testing.T) {
+			spareTakesOver(t, partition.Config{Options: o})
+		})
+	}
+}
+
+func spareTakesOver(t *testing.T, cfg partition.Config) {
 	clustertest.CheckLeaks(t)
-	f := newFarm(t, []cluster.NodeID{"n1", "n2", "n3", "s1"}, "s1")
+	f := newFarm(t, cfg, []cluster.NodeID{"n1", "n2", "n3", "s1"}, "s1")
 	keys := tenants(24)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -192,6 +203,9 @@ func TestSpareTakesExactlyTheFailedNodesTenants(t *testing.T) {
 		if before[k].Node == victim {
 			victims = append(victims, k)
 		}
+	}
+	if cfg.Options.LoadFactor != 0 && (pl.Load("n1") != 8 || pl.Load("n2") != 8) {
+		t.Fatalf("bounded placement loads %d/%d/%d, want 8 each", pl.Load("n1"), pl.Load("n2"), pl.Load("n3"))
 	}
 	if len(victims) == 0 || pl.Load("s1") != 0 {
 		t.Fatalf("placement %v: victim %s owns nothing or the spare owns keys", before, victim)
