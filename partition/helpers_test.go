@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/ownership"
 	"github.com/sipha/sipha/partition"
 )
 
@@ -79,4 +80,20 @@ func seeded(t testing.TB) (*rand.Rand, uint64) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	return rand.New(rand.NewPCG(seed, 0)), seed
+}
+
+// singleNode returns a Partitioner over ownership.Single: one node, n01,
+// that holds every key it adds. Both close when the test ends, the
+// Partitioner first.
+func singleNode(t *testing.T) *partition.Partitioner {
+	m := ownership.NewSingle("n01")
+	p, err := partition.New(m, partition.MemberSourceFunc(func() []partition.Member { return actives(1) }), partition.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Close()
+		m.Close()
+	})
+	return p
 }

@@ -17,13 +17,7 @@ import (
 // first reports what is held, then each gain and loss, and Close stops it.
 func TestPartitionerHandoff(t *testing.T) {
 	clustertest.CheckLeaks(t)
-	m := ownership.NewSingle("n1")
-	defer m.Close()
-	p, err := partition.New(m, partition.MemberSourceFunc(func() []partition.Member { return actives(1) }), partition.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := singleNode(t)
 	ctx := context.Background()
 	if err := p.Add(ctx, "acme.example"); err != nil {
 		t.Fatal(err)

@@ -135,13 +135,7 @@ func TestRouterOverSIP(t *testing.T) {
 }
 
 func TestDecideErrors(t *testing.T) {
-	m := ownership.NewSingle("n1")
-	defer m.Close()
-	p, err := partition.New(m, partition.MemberSourceFunc(func() []partition.Member { return actives(1) }), partition.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := singleNode(t)
 	if _, err := partition.NewRouter(p, nil, partition.RouterConfig{}); !errors.Is(err, partition.ErrBadConfig) {
 		t.Fatalf("NewRouter without Addr: %v", err)
 	}
