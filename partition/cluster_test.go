@@ -48,13 +48,18 @@ type farm struct {
 	parts map[cluster.NodeID]*partition.Partitioner
 }
 
-func newFarm(t *testing.T, cfg partition.Config, nodes []cluster.NodeID, spares ...cluster.NodeID) *farm {
+func newFarm(t *testing.T, cfg partition.Config, tune func(*raftowner.Config), nodes []cluster.NodeID, spares ...cluster.NodeID) *farm {
 	roles := map[cluster.NodeID]raftowner.Role{}
 	for _, s := range spares {
 		roles[s] = raftowner.RoleSpare
 	}
 	c := ownershiptest.New(t, ownershiptest.Config{Nodes: nodes, Roles: roles,
-		Tune: func(cfg *raftowner.Config) { cfg.HoldDown = 300 * time.Millisecond }})
+		Tune: func(cfg *raftowner.Config) {
+			cfg.HoldDown = 300 * time.Millisecond
+			if tune != nil {
+				tune(cfg)
+			}
+		}})
 	f := &farm{t: t, cfg: cfg, c: c, parts: map[cluster.NodeID]*partition.Partitioner{}}
 	for _, id := range nodes {
 		f.start(id, false)
@@ -110,6 +115,43 @@ func (f *farm) holders(keys []string, ok func(key string, id cluster.NodeID) boo
 		out[k] = ownership.Claim{Node: id, Epoch: e}
 	}
 	return out
+}
+
+// settle adds keys through n1, waits until every running node computes
+// the same placement of them from the committed state, and then until
+// each key is held by its placed owner (the first commit may have used a
+// membership still being registered; the ownership layer re-places it).
+func (f *farm) settle(keys []string) (*partition.Placement, map[string]ownership.Claim) {
+	t := f.t
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for _, k := range keys {
+		if err := f.part("n1").Add(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pl *partition.Placement
+	ownershiptest.WaitFor(t, wait, "the same placement on every node", func() bool {
+		pl = nil
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, p := range f.parts {
+			got, err := p.Placement()
+			if err != nil || len(got.Members()) != len(f.parts) || len(got.Rank(keys[0])) != len(f.parts) {
+				return false
+			}
+			total := 0
+			for _, m := range got.Members() {
+				total += got.Load(m.ID)
+			}
+			if total != len(keys) || pl != nil && got.Fingerprint() != pl.Fingerprint() {
+				return false
+			}
+			pl = got
+		}
+		return true
+	})
+	return pl, f.holders(keys, func(k string, id cluster.NodeID) bool { o, _ := pl.Owner(k); return id == o })
 }
 
 // changes records what a Partitioner's watcher reports.
@@ -168,32 +210,9 @@ func TestSpareTakesExactlyTheFailedNodesTenants(t *testing.T) {
 
 func spareTakesOver(t *testing.T, cfg partition.Config) {
 	clustertest.CheckLeaks(t)
-	f := newFarm(t, cfg, []cluster.NodeID{"n1", "n2", "n3", "s1"}, "s1")
+	f := newFarm(t, cfg, nil, []cluster.NodeID{"n1", "n2", "n3", "s1"}, "s1")
 	keys := tenants(24)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	for _, k := range keys {
-		if err := f.part("n1").Add(ctx, k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Every node computes the same placement from the committed state.
-	var pl *partition.Placement
-	ownershiptest.WaitFor(t, wait, "the same placement on every node", func() bool {
-		pl = nil
-		for _, id := range []cluster.NodeID{"n1", "n2", "n3", "s1"} {
-			p, err := f.part(id).Placement()
-			if err != nil || len(p.Members()) != 4 || p.Load("n1")+p.Load("n2")+p.Load("n3") != len(keys) {
-				return false
-			}
-			if pl != nil && p.Fingerprint() != pl.Fingerprint() {
-				return false
-			}
-			pl = p
-		}
-		return true
-	})
-	before := f.holders(keys, func(k string, id cluster.NodeID) bool { o, _ := pl.Owner(k); return id == o })
+	pl, before := f.settle(keys)
 	victim := cluster.NodeID("n2")
 	if pl.Load("n3") > pl.Load(victim) {
 		victim = "n3"

@@ -12,7 +12,6 @@ import (
 
 	"github.com/sipha/sipha/cluster"
 	"github.com/sipha/sipha/cluster/clustertest"
-	"github.com/sipha/sipha/ownership"
 	"github.com/sipha/sipha/ownership/ownershiptest"
 	"github.com/sipha/sipha/ownership/raftowner"
 	"github.com/sipha/sipha/partition"
@@ -26,52 +25,33 @@ func TestRouterOverSIP(t *testing.T) {
 	sip.SIPDebug = os.Getenv("SIPDEBUG") != ""
 	clustertest.CheckLeaks(t)
 	ids := []cluster.NodeID{"n1", "n2", "n3", "s1"}
-	c := ownershiptest.New(t, ownershiptest.Config{Nodes: ids,
-		Roles: map[cluster.NodeID]raftowner.Role{"s1": raftowner.RoleSpare},
-		// A long reassignment delay keeps a dead owner committed for a
-		// while, so the test sees what the routers do meanwhile.
-		Tune: func(cfg *raftowner.Config) { cfg.ReassignDelay = 2 * time.Second }})
+	// A long reassignment delay keeps a dead owner committed for a while,
+	// so the test sees what the routers do meanwhile.
+	f := newFarm(t, partition.Config{}, func(cfg *raftowner.Config) { cfg.ReassignDelay = 2 * time.Second }, ids, "s1")
 	book := &addrBook{m: map[cluster.NodeID]string{}}
-	parts := map[cluster.NodeID]*partition.Partitioner{}
 	sips := map[cluster.NodeID]*sipNode{}
+	for _, id := range ids {
+		sips[id] = startSIP(t, id, f.part(id), book)
+	}
 	down := func(id cluster.NodeID) {
 		if sips[id] != nil {
 			sips[id].close()
-			parts[id].Close()
 			delete(sips, id)
 		}
-		c.Kill(id)
+		f.stop(id)
 	}
 	t.Cleanup(func() {
 		for _, id := range ids {
 			down(id)
 		}
 	})
-	for _, id := range ids {
-		p, err := partition.New(c.Node(id), raftMembers(c.Node(id)), partition.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts[id] = p
-		sips[id] = startSIP(t, id, p, book)
-	}
 	keys := tenants(6)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
+	_, holder := f.settle(keys)
 	for _, k := range keys {
-		if err := parts["n1"].Add(ctx, k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	holder := map[string]ownership.Claim{}
-	for _, k := range keys {
-		id, e := c.WaitHolder(ownership.TenantResource(k), wait, nil)
-		holder[k] = ownership.Claim{Node: id, Epoch: e}
-		t.Logf("%s held by %s at %d", k, id, e)
 		// Every router must know the committed owner before we route.
 		ownershiptest.WaitFor(t, wait, "every node to learn the owner of "+k, func() bool {
-			for _, p := range parts {
-				if cl, _ := p.Owner(k); cl != holder[k] {
+			for _, id := range ids {
+				if cl, _ := f.part(id).Owner(k); cl != holder[k] {
 					return false
 				}
 			}
@@ -113,7 +93,7 @@ func TestRouterOverSIP(t *testing.T) {
 	sawUnavailable := false
 	ownershiptest.WaitFor(t, wait, "the spare to serve "+k, func() bool {
 		res := phone.send(t, sips[entry].addr, k)
-		after, _ := parts[entry].Owner(k)
+		after, _ := f.part(entry).Owner(k)
 		switch {
 		case res.StatusCode == 503:
 			sawUnavailable = true
