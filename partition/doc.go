@@ -53,5 +53,7 @@
 // Record-Route, Max-Forwards is decremented). When the owner does not
 // answer the router replies 503 with Retry-After: it never picks a standby
 // on its own guess of liveness; the standby gets the tenant's requests once
-// the ownership layer has committed it at a new epoch.
+// the ownership layer has committed it at a new epoch. A request is
+// forwarded at most once inside the farm (a Via parameter marks it), so
+// nodes whose views of a fresh commit differ cannot bounce it.
 package partition

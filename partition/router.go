@@ -143,6 +143,11 @@ func (r *Router) Middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 			r.reject(req, tx, err)
 		case d.Local:
 			next(req, tx)
+		case fromPeer(req):
+			// A peer forwarded it here as to the owner, but this node's
+			// view says another node: the views differ while a commit
+			// propagates. Bouncing it on could loop; the sender retries.
+			r.reject(req, tx, fmt.Errorf("%w: forwarded by a peer that sees another owner than %s", ErrNotHeld, d.Owner))
 		default:
 			r.forward(req, tx, d)
 		}
@@ -174,7 +179,7 @@ func (r *Router) reject(req *sip.Request, tx sip.ServerTransaction, err error) {
 func (r *Router) forward(req *sip.Request, tx sip.ServerTransaction, d Decision) {
 	fwd := req.Clone()
 	fwd.SetDestination(d.Addr)
-	opts := []sipgo.ClientRequestOption{sipgo.ClientRequestDecreaseMaxForward, sipgo.ClientRequestAddVia}
+	opts := []sipgo.ClientRequestOption{sipgo.ClientRequestDecreaseMaxForward, sipgo.ClientRequestAddVia, markVia}
 	if req.IsAck() {
 		// An ACK to a 2xx is a request of its own with no transaction.
 		if err := r.client.WriteRequest(fwd, opts...); err != nil {
@@ -239,4 +244,21 @@ func (r *Router) forward(req *sip.Request, tx sip.ServerTransaction, d Decision)
 			return
 		}
 	}
+}
+
+// viaMark is the Via parameter a router puts on the requests it forwards
+// to a peer, so the peer forwards them no further.
+const viaMark = "sipha-partition"
+
+func markVia(_ *sipgo.Client, req *sip.Request) error {
+	if v := req.Via(); v != nil {
+		v.Params.Add(viaMark, "")
+	}
+	return nil
+}
+
+// fromPeer reports whether a router of the farm forwarded req.
+func fromPeer(req *sip.Request) bool {
+	v := req.Via()
+	return v != nil && v.Params.Has(viaMark)
 }

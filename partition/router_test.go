@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipha/sipha/cluster"
@@ -76,6 +77,21 @@ func TestRouterOverSIP(t *testing.T) {
 			if forwarded := entry != holder[k].Node; forwarded != (res.GetHeader("Record-Route") != nil) {
 				t.Fatalf("%s via %s: Record-Route %v, forwarded %v", k, entry, res.GetHeader("Record-Route"), forwarded)
 			}
+		}
+	}
+	// A request a peer already forwarded is not forwarded again: when two
+	// nodes' views differ for a moment, it must not bounce between them.
+	asPeer := func(_ *sipgo.Client, req *sip.Request) error {
+		req.Via().Params.Add("sipha-partition", "")
+		return nil
+	}
+	for _, entry := range ids {
+		if entry != holder[keys[0]].Node {
+			res := phone.send(t, sips[entry].addr, keys[0], sipgo.ClientRequestBuild, asPeer)
+			if res.StatusCode != 503 {
+				t.Fatalf("%s via %s marked as forwarded by a peer: %d %s, want 503", keys[0], entry, res.StatusCode, res.Reason)
+			}
+			break
 		}
 	}
 	if res := phone.send(t, sips["n1"].addr, "nobody.example"); res.StatusCode != 404 {

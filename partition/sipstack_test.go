@@ -144,14 +144,14 @@ func newUAC(t *testing.T) *uac {
 
 // send sends a MESSAGE for tenant through the proxy at addr and returns
 // the final response.
-func (u *uac) send(t *testing.T, addr, tenant string) *sip.Response {
+func (u *uac) send(t *testing.T, addr, tenant string, opts ...sipgo.ClientRequestOption) *sip.Response {
 	t.Helper()
 	req := sip.NewRequest(sip.MESSAGE, sip.Uri{User: "alice", Host: tenant})
 	req.SetDestination(addr)
 	req.SetBody([]byte("hello"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := u.client.Do(ctx, req)
+	res, err := u.client.Do(ctx, req, opts...)
 	if err != nil {
 		t.Fatalf("MESSAGE for %s via %s: %v", tenant, addr, err)
 	}
