@@ -19,7 +19,8 @@ func ids(ms []partition.Member) []cluster.NodeID {
 
 // BenchmarkOwner measures one owner lookup over 16 nodes and 10k committed
 // tenants: placement's precomputed table (plain and bounded), its hashed
-// path for a key outside the table, and the two baselines.
+// path for a key outside the table (after a table miss, and with no table
+// at all), and the two baselines.
 func BenchmarkOwner(b *testing.B) {
 	keys := tenants(10000)
 	ms := actives(16)
@@ -28,6 +29,7 @@ func BenchmarkOwner(b *testing.B) {
 		other[i] = fmt.Sprintf("unlisted%05d.example.net", i)
 	}
 	plain := build(b, ms, keys, partition.Options{})
+	bare := build(b, ms, nil, partition.Options{})
 	bounded := build(b, ms, keys, partition.Options{LoadFactor: 1.1})
 	rg := newRing(ids(ms), 160)
 	mn := modN(ids(ms))
@@ -39,6 +41,7 @@ func BenchmarkOwner(b *testing.B) {
 		{"table", keys, func(k string) cluster.NodeID { o, _ := plain.Owner(k); return o }},
 		{"table-bounded", keys, func(k string) cluster.NodeID { o, _ := bounded.Owner(k); return o }},
 		{"hashed", other, func(k string) cluster.NodeID { o, _ := plain.Owner(k); return o }},
+		{"hashed-no-table", keys, func(k string) cluster.NodeID { o, _ := bare.Owner(k); return o }},
 		{"ring160", keys, rg.get},
 		{"modN", keys, mn.get},
 	}

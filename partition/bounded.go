@@ -23,7 +23,7 @@ func (p *Placement) assign(keys []string) {
 	if len(keys) == 0 || n == 0 {
 		return
 	}
-	p.rows = make(map[string]int32, len(keys))
+	p.rows = newKeyTable(len(keys))
 	p.ranks = make([]uint16, 0, len(keys)*n)
 	p.loads = make([]int, n)
 	type hashed struct {
@@ -45,7 +45,7 @@ func (p *Placement) assign(keys []string) {
 	caps := p.capacities(len(keys))
 	sc := make([]scored, 0, len(p.actives))
 	for r, k := range order {
-		p.rows[k.key] = int32(r)
+		p.rows.put(k.h, k.key, r)
 		if len(p.actives) == 0 {
 			p.ranks = append(p.ranks, p.rankSpares(k.h)...)
 			continue

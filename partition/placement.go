@@ -33,8 +33,8 @@ type Placement struct {
 	fp        uint64
 
 	// The committed keys' rankings, precomputed: row r of ranks is
-	// ranks[r*len(nodes):(r+1)*len(nodes)].
-	rows  map[string]int32
+	// ranks[r*len(nodes):(r+1)*len(nodes)], and rows finds a key's row.
+	rows  keyTable
 	ranks []uint16
 	loads []int // committed keys owned per node (first in ranking)
 }
@@ -154,16 +154,16 @@ func (p *Placement) Owner(key string) (cluster.NodeID, bool) {
 	if len(p.nodes) == 0 {
 		return "", false
 	}
-	if r, ok := p.rows[key]; ok {
+	h := xxhash.Sum64String(key)
+	if r, ok := p.rows.get(h, key); ok {
 		n := len(p.nodes)
-		for _, i := range p.ranks[int(r)*n : int(r+1)*n] {
+		for _, i := range p.ranks[r*n : (r+1)*n] {
 			if !p.nodes[i].down {
 				return p.nodes[i].id, true
 			}
 		}
 		return "", false
 	}
-	h := xxhash.Sum64String(key)
 	if len(p.actives) > 0 {
 		if best := p.top(h); !p.nodes[best].down {
 			return p.nodes[best].id, true
@@ -182,15 +182,16 @@ func (p *Placement) Owner(key string) (cluster.NodeID, bool) {
 // members included) to dst and returns it. With enough capacity in dst it
 // does not allocate.
 func (p *Placement) AppendRank(dst []cluster.NodeID, key string) []cluster.NodeID {
-	if r, ok := p.rows[key]; ok {
+	h := xxhash.Sum64String(key)
+	if r, ok := p.rows.get(h, key); ok {
 		n := len(p.nodes)
-		for _, i := range p.ranks[int(r)*n : int(r+1)*n] {
+		for _, i := range p.ranks[r*n : (r+1)*n] {
 			dst = append(dst, p.nodes[i].id)
 		}
 		return dst
 	}
 	var stack [64]uint16
-	for _, i := range p.rank(xxhash.Sum64String(key), stack[:0]) {
+	for _, i := range p.rank(h, stack[:0]) {
 		dst = append(dst, p.nodes[i].id)
 	}
 	return dst
