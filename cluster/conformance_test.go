@@ -46,6 +46,7 @@ func asTransports(trs []*cluster.TCP) []cluster.Transport {
 
 func TestTCPConformanceLoopback(t *testing.T) {
 	clustertest.RunTransport(t, func(t *testing.T, ids []cluster.NodeID) []cluster.Transport {
+		clustertest.CheckLeaks(t)
 		addrs := freeLoopbackAddrs(t, len(ids))
 		return asTransports(startTCP(t, ids, nil, func(i int) string { return addrs[i] }, nil))
 	})

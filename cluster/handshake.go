@@ -33,6 +33,9 @@ const (
 	StreamCluster StreamKind = 'C'
 	// StreamRaft carries hashicorp/raft's RPCs (package ownership/raftowner).
 	StreamRaft StreamKind = 'R'
+	// streamHeartbeat carries only pings and pongs, so liveness never waits
+	// behind data.
+	streamHeartbeat StreamKind = 'H'
 )
 
 const (

@@ -1,10 +1,8 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -12,8 +10,16 @@ import (
 	"time"
 )
 
-// peer is one remote node: its send queue and outbound connection, its
-// liveness, and the receive state of the connection it dialed to us.
+type atomicConn = atomic.Pointer[net.Conn]
+
+// peer is one remote node: its send queue, the two connections this node
+// dials to it (data, and heartbeat), its liveness, and the receive state of
+// the connections it dialed to us.
+//
+// Heartbeats have a connection of their own so that liveness never waits
+// behind data: a burst, a retransmission stall or a slow reader on the data
+// path does not delay a ping, and a peer is declared down only when its
+// process or the network path is gone.
 type peer struct {
 	t  *TCP
 	id NodeID
@@ -23,10 +29,13 @@ type peer struct {
 	pending  []byte // encoded frames waiting for the writer
 	spare    []byte // the writer's buffer between batches
 	seq      [256]uint64
-	pingDue  bool
+	sent     uint64 // messages queued
+	queued   uint64 // messages in pending
+	lastErr  string // the last dial error logged at Warn, to log each reason once
+	waiting  bool   // the data writer sleeps until kicked
 	stopping bool
-	conn     net.Conn // current outbound connection, nil when none
-	raw      net.Conn // its transport-level connection (below TLS)
+	dataRaw  net.Conn // current outbound connections below TLS, nil when none
+	hbRaw    net.Conn
 	// liveness, judged by the round trips this node starts
 	state    State
 	since    time.Time
@@ -38,20 +47,23 @@ type peer struct {
 
 	ctx    context.Context // cancelled by stop: aborts a dial in progress
 	cancel context.CancelFunc
-	kick   chan struct{} // wakes the writer; capacity 1
+	kick   chan struct{} // wakes the data writer; capacity 1
+	ping   chan struct{} // wakes the heartbeat writer; capacity 1
 	quit   chan struct{} // closed by stop
-	done   chan struct{} // closed when run returns
+	loops  sync.WaitGroup
 
 	// receive side; rmu is held while a message is handed to its handler so
 	// that a newer connection of the same peer cannot overtake an older one.
 	rmu       sync.Mutex
 	inGen     uint64
-	inRaw     atomic.Pointer[net.Conn] // current inbound connection, below TLS
+	inRaw     atomicConn // current inbound data connection, below TLS
+	inHB      atomicConn // current inbound heartbeat connection
 	inc       uint64
 	lastSeq   [256]uint64
 	restarted [256]bool
+	received  uint64 // messages handed to a handler, under rmu
 
-	sent, dropped, received, missed atomic.Uint64
+	dropped, missed atomic.Uint64
 }
 
 func newPeer(t *TCP, id NodeID, addr string) *peer {
@@ -63,8 +75,8 @@ func newPeer(t *TCP, id NodeID, addr string) *peer {
 		spare: make([]byte, 0, 64<<10),
 		state: StateUnknown, since: now, added: now,
 		kick: make(chan struct{}, 1),
+		ping: make(chan struct{}, 1),
 		quit: make(chan struct{}),
-		done: make(chan struct{}),
 	}
 }
 
@@ -88,7 +100,13 @@ func (p *peer) enqueue(ch Channel, payload []byte) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	p.seq[ch]++
+	p.seq[ch]++ // taken even when dropped, so the receiver sees the gap
+	if p.state == StateDown || p.state == StateLeft {
+		p.mu.Unlock()
+		p.dropped.Add(1)
+		p.t.stats.peerDown.Add(1)
+		return ErrPeerDown
+	}
 	if len(p.pending)+len(payload)+frameOverhead > p.t.cfg.QueueBytes {
 		p.mu.Unlock()
 		p.dropped.Add(1)
@@ -96,140 +114,17 @@ func (p *peer) enqueue(ch Channel, payload []byte) error {
 		return ErrQueueFull
 	}
 	p.pending = appendData(p.pending, ch, p.seq[ch], payload)
+	p.sent++
+	p.queued++
+	// Wake the writer only when it sleeps: while it writes, frames queued
+	// meanwhile go out in its next batch without a channel operation.
+	w := p.waiting
+	p.waiting = false
 	p.mu.Unlock()
-	p.sent.Add(1)
-	select {
-	case p.kick <- struct{}{}:
-	default:
+	if w {
+		wake(p.kick)
 	}
 	return nil
-}
-
-// run keeps an outbound connection to the peer and drains the queue into
-// it, until stop.
-func (p *peer) run() {
-	defer close(p.done)
-	prof := p.t.cfg.Profile
-	backoff := prof.ReconnectMin
-	for {
-		select {
-		case <-p.quit:
-			return
-		default:
-		}
-		p.mu.Lock()
-		addr := p.addr
-		p.mu.Unlock()
-		conn, raw, br, res, err := p.t.dialStream(p.ctx, addr, StreamCluster, p.id)
-		if err != nil {
-			p.dialFailed(err)
-			// Full jitter keeps a restarted cluster from dialing in lockstep.
-			wait := time.Duration(rand.Int64N(int64(backoff))) + prof.ReconnectMin/2
-			backoff = min(2*backoff, prof.ReconnectMax)
-			select {
-			case <-p.quit:
-				return
-			case <-time.After(wait):
-			}
-			continue
-		}
-		backoff = prof.ReconnectMin
-		p.connected(conn, raw, res)
-		err = p.serveOutbound(conn, br)
-		p.disconnected(conn, err)
-	}
-}
-
-// serveOutbound writes batches to conn and reads the peer's pongs until the
-// connection fails or the peer is stopped.
-func (p *peer) serveOutbound(conn net.Conn, br *bufio.Reader) error {
-	readErr := make(chan error, 1)
-	p.t.goFunc(func() { readErr <- p.readOutbound(conn, br) })
-	defer func() {
-		conn.Close()
-		<-readErr
-	}()
-	var ping [lenPrefix + pingBodyLen]byte
-	for {
-		var quitting bool
-		select {
-		case <-p.kick:
-		case err := <-readErr:
-			readErr <- err // for the deferred wait
-			return err
-		case <-p.quit:
-			quitting = true
-		}
-		p.mu.Lock()
-		doPing := p.pingDue
-		p.pingDue = false
-		batch := p.pending
-		p.pending, p.spare = p.spare[:0], nil
-		p.mu.Unlock()
-
-		if quitting {
-			// Flush what is queued and say goodbye, within a short bound.
-			batch = appendGoodbye(batch)
-			conn.SetWriteDeadline(time.Now().Add(min(p.t.cfg.Profile.WriteTimeout, 250*time.Millisecond)))
-			conn.Write(batch)
-			return nil
-		}
-		conn.SetWriteDeadline(time.Now().Add(p.t.cfg.Profile.WriteTimeout))
-		var err error
-		if doPing {
-			stamp := uint64(p.t.cfg.Now().Sub(p.t.start))
-			_, err = conn.Write(appendStamp(ping[:0], framePing, stamp))
-		}
-		if err == nil && len(batch) > 0 {
-			_, err = conn.Write(batch)
-			p.t.stats.bytesSent.Add(uint64(len(batch)))
-		}
-		p.mu.Lock()
-		p.spare = batch[:0]
-		p.mu.Unlock()
-		if err != nil {
-			return err // the batch is lost: the receiver sees the gap
-		}
-	}
-}
-
-// readOutbound reads the pongs the peer sends back on our connection.
-func (p *peer) readOutbound(conn net.Conn, br *bufio.Reader) error {
-	return p.t.readFrames(conn, br, func(body []byte) error {
-		f, err := decodeBody(body)
-		if err != nil || f.typ != framePong {
-			p.t.stats.malformed.Add(1)
-			return nil
-		}
-		now := p.t.cfg.Now()
-		rtt := now.Sub(p.t.start) - time.Duration(f.stamp)
-		p.pong(now, rtt)
-		return nil
-	})
-}
-
-func (p *peer) connected(conn, raw net.Conn, res handshakeResult) {
-	p.mu.Lock()
-	p.conn, p.raw = conn, raw
-	p.version = res.version
-	p.pingDue = true // a first round trip at once brings the peer up
-	p.mu.Unlock()
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
-	p.t.log.Debug("cluster: connected", "peer", string(p.id), "version", res.version)
-}
-
-// disconnected records a broken outbound connection: a peer that was up
-// becomes suspect at once; the dead timeout then decides.
-func (p *peer) disconnected(conn net.Conn, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.conn, p.raw = nil, nil
-	if p.state == StateUp && !p.stopping {
-		p.setStateLocked(StateSuspect)
-	}
 }
 
 // dialFailed: a refused connection means no process listens there, which is
@@ -241,7 +136,18 @@ func (p *peer) dialFailed(err error) {
 		if errors.Is(err, ErrAuthFailed) {
 			p.t.stats.authFailures.Add(1)
 		}
-		p.t.log.Warn("cluster: handshake with peer failed", "peer", string(p.id), "err", err)
+		// Redials repeat the same failure every backoff; warn once per
+		// reason and keep the repeats for debug logs.
+		p.mu.Lock()
+		repeat := p.lastErr == err.Error()
+		p.lastErr = err.Error()
+		p.mu.Unlock()
+		if repeat {
+			p.t.log.Debug("cluster: handshake with peer failed again", "peer", string(p.id), "err", err)
+		} else {
+			p.t.log.Warn("cluster: handshake with peer failed", "peer", string(p.id), "err", err)
+		}
+		return
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		p.mu.Lock()
@@ -276,14 +182,15 @@ func (p *peer) pong(now time.Time, rtt time.Duration) {
 	}
 }
 
-// tick runs the liveness timers and, when ping is set, schedules a
-// heartbeat; the heartbeat loop calls it for each peer.
+// tick runs the liveness timers and, when ping is set, wakes the heartbeat
+// writer; the heartbeat loop calls it for each peer.
 func (p *peer) tick(now time.Time, ping bool) {
 	prof := p.t.cfg.Profile
-	p.mu.Lock()
-	if ping && p.conn != nil && !p.stopping {
-		p.pingDue = true
+	if ping {
+		wake(p.ping)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	silent := now.Sub(p.lastPong)
 	switch p.state {
 	case StateUp:
@@ -301,13 +208,13 @@ func (p *peer) tick(now time.Time, ping bool) {
 			p.setStateLocked(StateDown)
 		}
 	}
-	kick := p.pingDue
-	p.mu.Unlock()
-	if kick {
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
+}
+
+// wake signals a capacity-1 channel without blocking.
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 
@@ -329,15 +236,17 @@ func (p *peer) setStateLocked(s State) {
 	if s != StateUp {
 		p.rise = 0
 	}
+	if s == StateDown || s == StateLeft {
+		// A dead peer's queue would only grow and go stale: drop it (the
+		// peer sees the gap when it is back and repairs).
+		p.dropped.Add(p.queued)
+		p.t.stats.peerDown.Add(p.queued)
+		p.pending, p.queued = p.pending[:0], 0
+	}
 	if s == StateDown {
 		// Both connections of a dead peer are stale: close them (below
 		// TLS, which never blocks) so both sides start afresh.
-		if c := p.inRaw.Load(); c != nil {
-			(*c).Close()
-		}
-		if p.raw != nil {
-			p.raw.Close()
-		}
+		p.closeConns()
 	}
 	p.t.log.Info("cluster: peer state", "peer", string(p.id), "from", old.String(), "to", s.String())
 	p.t.watch.emit(MemberEvent{Member: Member{ID: p.id, Addr: p.addr, State: s, Since: p.since, RTT: p.rtt, Version: p.version}, Old: old})
@@ -354,12 +263,12 @@ func (p *peer) beginStop() {
 }
 
 // finishStop waits for the peer's goroutines and closes its inbound
-// connection; final, unless StateUnknown, becomes the peer's state.
+// connections; final, unless StateUnknown, becomes the peer's state.
 func (p *peer) finishStop(final State) {
-	<-p.done
-	if c := p.inRaw.Load(); c != nil {
-		(*c).Close()
-	}
+	p.loops.Wait()
+	p.mu.Lock()
+	p.closeConns()
+	p.mu.Unlock()
 	if final != StateUnknown {
 		p.mu.Lock()
 		p.setStateLocked(final)
@@ -398,19 +307,15 @@ func (p *peer) detachInbound(gen uint64) {
 	p.rmu.Unlock()
 }
 
-// deliver hands a data frame to its channel's handler, in order, with the
-// gap since the previous one.
-func (p *peer) deliver(gen uint64, f frame) error {
+// deliverLocked hands a data frame to its channel's handler, in order,
+// with the gap since the previous one. The caller holds rmu and has checked
+// that its connection is the peer's current one.
+func (p *peer) deliverLocked(f frame) {
 	t := p.t
-	p.rmu.Lock()
-	defer p.rmu.Unlock()
-	if gen != p.inGen {
-		return errSuperseded
-	}
 	last := p.lastSeq[f.channel]
 	if f.seq <= last {
 		t.stats.duplicate.Add(1) // at most once: never deliver a number twice
-		return nil
+		return
 	}
 	p.lastSeq[f.channel] = f.seq
 	m := Message{From: p.id, Channel: f.channel, Seq: f.seq, Missed: f.seq - last - 1,
@@ -422,10 +327,8 @@ func (p *peer) deliver(gen uint64, f frame) error {
 	hb := t.handlers[f.channel].Load()
 	if hb == nil {
 		t.stats.unknownChannel.Add(1)
-		return nil
+		return
 	}
-	p.received.Add(1)
-	t.stats.messagesReceived.Add(1)
+	p.received++
 	hb.h.HandleMessage(m)
-	return nil
 }

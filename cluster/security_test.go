@@ -14,6 +14,7 @@ import (
 // pair starts nodes a and b (b lists a as its peer) with per-node tweaks.
 func pair(t *testing.T, ta, tb func(*cluster.Config)) (a, b *cluster.TCP) {
 	t.Helper()
+	clustertest.CheckLeaks(t)
 	addrs := freeLoopbackAddrs(t, 2)
 	trs := startTCP(t, []cluster.NodeID{"a", "b"}, nil, func(i int) string { return addrs[i] }, func(c *cluster.Config) {
 		if c.ID == "a" && ta != nil {
@@ -107,20 +108,24 @@ func TestWrongClusterRefused(t *testing.T) {
 }
 
 func TestVersionNegotiation(t *testing.T) {
-	// A newer build (1..2) beside an older one (1..1): both speak 1.
-	a, b := pair(t, func(c *cluster.Config) { cluster.SetProtocolRange(c, 1, 2) }, nil)
-	clustertest.WaitUp(t, asTransports([]*cluster.TCP{a, b}))
-	for _, tr := range []*cluster.TCP{a, b} {
-		if v := tr.Members()[0].Version; v != 1 {
-			t.Fatalf("%s negotiated version %d, want 1", tr.LocalID(), v)
+	// Each pair runs in a subtest of its own, so its leak check covers it alone.
+	t.Run("older beside newer", func(t *testing.T) {
+		// A newer build (1..2) beside an older one (1..1): both speak 1.
+		a, b := pair(t, func(c *cluster.Config) { cluster.SetProtocolRange(c, 1, 2) }, nil)
+		clustertest.WaitUp(t, asTransports([]*cluster.TCP{a, b}))
+		for _, tr := range []*cluster.TCP{a, b} {
+			if v := tr.Members()[0].Version; v != 1 {
+				t.Fatalf("%s negotiated version %d, want 1", tr.LocalID(), v)
+			}
 		}
-	}
-	// Two newer builds speak 2.
-	c, d := pair(t, func(c *cluster.Config) { cluster.SetProtocolRange(c, 1, 2) }, func(c *cluster.Config) { cluster.SetProtocolRange(c, 1, 2) })
-	clustertest.WaitUp(t, asTransports([]*cluster.TCP{c, d}))
-	if v := c.Members()[0].Version; v != 2 {
-		t.Fatalf("two 1..2 nodes negotiated %d, want 2", v)
-	}
+	})
+	t.Run("two newer", func(t *testing.T) {
+		c, d := pair(t, func(c *cluster.Config) { cluster.SetProtocolRange(c, 1, 2) }, func(c *cluster.Config) { cluster.SetProtocolRange(c, 1, 2) })
+		clustertest.WaitUp(t, asTransports([]*cluster.TCP{c, d}))
+		if v := c.Members()[0].Version; v != 2 {
+			t.Fatalf("two 1..2 nodes negotiated %d, want 2", v)
+		}
+	})
 }
 
 func TestIncompatibleVersionRefused(t *testing.T) {

@@ -1,14 +1,12 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -39,17 +37,25 @@ type TCP struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.RWMutex
-	peers   map[NodeID]*peer
+	mu    sync.RWMutex
+	peers map[NodeID]*peer
+	// snap is a copy of peers for the send path, replaced (never changed)
+	// under mu, so Send takes no lock to find its peer.
+	snap    atomic.Pointer[map[NodeID]*peer]
 	conns   map[net.Conn]struct{} // accepted connections, closed by Close
 	streams map[StreamKind]*streamListener
+	removed map[NodeID]bool // refused until AddPeer adds them again
 	closed  bool
+
+	refusedMu sync.Mutex
+	refused   map[string]time.Time // refusal reason → last Warn
 
 	handlers [256]atomic.Pointer[handlerBox]
 	watch    watchers
 	stats    counters
 	closeErr error
 	once     sync.Once
+	aborted  atomic.Bool // Abort: no flush, no goodbye
 }
 
 type handlerBox struct{ h Handler }
@@ -73,6 +79,7 @@ func NewTCP(ctx context.Context, cfg Config) (*TCP, error) {
 		peers:   make(map[NodeID]*peer),
 		conns:   make(map[net.Conn]struct{}),
 		streams: make(map[StreamKind]*streamListener),
+		removed: make(map[NodeID]bool),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	advertise := cfg.Advertise
@@ -88,6 +95,7 @@ func NewTCP(ctx context.Context, cfg Config) (*TCP, error) {
 		t.srvTLS, t.cliTLS = tlsConfigs(cfg.TLS)
 	}
 	t.mu.Lock()
+	t.publishPeersLocked()
 	for _, p := range cfg.Peers {
 		t.addPeerLocked(p.ID, p.Addr)
 	}
@@ -126,13 +134,11 @@ func (t *TCP) Send(to NodeID, ch Channel, payload []byte) error {
 	if len(payload) > t.cfg.MaxMessageSize {
 		return ErrTooLarge
 	}
-	t.mu.RLock()
-	p, ok := t.peers[to]
-	closed := t.closed
-	t.mu.RUnlock()
-	if closed {
+	peers := t.snap.Load()
+	if peers == nil {
 		return ErrClosed
 	}
+	p, ok := (*peers)[to]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, to)
 	}
@@ -144,14 +150,13 @@ func (t *TCP) Broadcast(ch Channel, payload []byte) error {
 	if len(payload) > t.cfg.MaxMessageSize {
 		return ErrTooLarge
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.closed {
+	peers := t.snap.Load()
+	if peers == nil {
 		return ErrClosed
 	}
 	var first error
-	for _, p := range t.peers {
-		if err := p.enqueue(ch, payload); err != nil && first == nil {
+	for _, p := range *peers {
+		if err := p.enqueue(ch, payload); err != nil && first == nil && !errors.Is(err, ErrPeerDown) {
 			first = err
 		}
 	}
@@ -188,6 +193,7 @@ func (t *TCP) AddPeer(p Peer) error {
 	if t.closed {
 		return ErrClosed
 	}
+	delete(t.removed, p.ID)
 	if old, ok := t.peers[p.ID]; ok {
 		old.setAddr(p.Addr)
 		return nil
@@ -197,11 +203,17 @@ func (t *TCP) AddPeer(p Peer) error {
 }
 
 // RemovePeer forgets a peer: its queue is discarded, its connections closed,
-// and watchers see it leave.
+// and watchers see it leave. Its connections are refused from then on, so a
+// removed node that still runs cannot join again by connecting; AddPeer
+// lets it back.
 func (t *TCP) RemovePeer(id NodeID) error {
 	t.mu.Lock()
 	p, ok := t.peers[id]
 	delete(t.peers, id)
+	if ok {
+		t.removed[id] = true
+	}
+	t.publishPeersLocked()
 	t.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)
@@ -211,18 +223,43 @@ func (t *TCP) RemovePeer(id NodeID) error {
 	return nil
 }
 
+// publishPeersLocked replaces the send path's copy of the peer map; after
+// Close it is nil, which Send reports as ErrClosed.
+func (t *TCP) publishPeersLocked() {
+	if t.closed {
+		t.snap.Store(nil)
+		return
+	}
+	m := make(map[NodeID]*peer, len(t.peers))
+	for id, p := range t.peers {
+		m[id] = p
+	}
+	t.snap.Store(&m)
+}
+
 func (t *TCP) addPeerLocked(id NodeID, addr string) *peer {
 	p := newPeer(t, id, addr)
 	t.peers[id] = p
-	t.goFunc(p.run)
+	t.publishPeersLocked()
+	p.start()
 	return p
 }
 
 // Close says goodbye to the peers, stops every goroutine and waits for them.
-func (t *TCP) Close() error {
+func (t *TCP) Close() error { return t.shutdown(false) }
+
+// Abort stops the transport as a crash would: every connection is closed at
+// once, nothing queued is flushed and no goodbye is sent, so peers see this
+// node die (reset connections, refused dials) rather than leave. It is for
+// tests, demos and fault drills; Close is the normal way out.
+func (t *TCP) Abort() error { return t.shutdown(true) }
+
+func (t *TCP) shutdown(abort bool) error {
 	t.once.Do(func() {
+		t.aborted.Store(abort)
 		t.mu.Lock()
 		t.closed = true
+		t.publishPeersLocked()
 		peers := make([]*peer, 0, len(t.peers))
 		for _, p := range t.peers {
 			peers = append(peers, p)
@@ -234,6 +271,11 @@ func (t *TCP) Close() error {
 		t.closeErr = t.ln.Close()
 		for _, p := range peers {
 			p.beginStop() // each flushes its queue and a goodbye, bounded in time
+			if abort {
+				p.mu.Lock()
+				p.closeConns()
+				p.mu.Unlock()
+			}
 		}
 		for _, p := range peers {
 			p.finishStop(StateUnknown)
@@ -257,241 +299,4 @@ func (t *TCP) isClosed() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.closed
-}
-
-// acceptLoop accepts connections until the listener closes.
-func (t *TCP) acceptLoop() {
-	for {
-		c, err := t.ln.Accept()
-		if err != nil {
-			if t.isClosed() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			t.log.Warn("cluster: accept failed", "err", err)
-			select {
-			case <-t.ctx.Done():
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			continue
-		}
-		t.mu.Lock()
-		if t.closed {
-			t.mu.Unlock()
-			c.Close()
-			return
-		}
-		t.conns[c] = struct{}{}
-		t.mu.Unlock()
-		t.goFunc(func() { t.serveConn(c) })
-	}
-}
-
-// forget drops an accepted connection from the set Close closes.
-func (t *TCP) forget(c net.Conn) {
-	t.mu.Lock()
-	delete(t.conns, c)
-	t.mu.Unlock()
-}
-
-// serveConn runs TLS, the multiplexer byte and the handshake of an accepted
-// connection, then hands it to its stream.
-func (t *TCP) serveConn(raw net.Conn) {
-	conn := raw
-	handedOff := false
-	defer func() {
-		if !handedOff {
-			conn.Close()
-			t.forget(raw)
-		}
-	}()
-	conn.SetDeadline(time.Now().Add(t.cfg.Profile.DialTimeout))
-	if t.srvTLS != nil {
-		tc := tls.Server(raw, t.srvTLS)
-		if err := tc.HandshakeContext(t.ctx); err != nil {
-			t.stats.handshakeFailures.Add(1)
-			t.stats.authFailures.Add(1)
-			t.log.Warn("cluster: TLS handshake failed", "remote", raw.RemoteAddr().String(), "err", err)
-			return
-		}
-		conn = tc
-	}
-	br := bufio.NewReaderSize(conn, readBufSize)
-	kb, err := br.ReadByte()
-	if err != nil {
-		return
-	}
-	kind := StreamKind(kb)
-	var sl *streamListener
-	if kind != StreamCluster {
-		t.mu.RLock()
-		sl = t.streams[kind]
-		t.mu.RUnlock()
-		if sl == nil {
-			t.stats.handshakeFailures.Add(1)
-			t.log.Warn("cluster: connection for an unknown stream", "remote", raw.RemoteAddr().String(), "kind", kb)
-			return
-		}
-	}
-	res, err := t.hs.accept(conn, br, kind)
-	if err != nil {
-		t.handshakeFailed(raw.RemoteAddr().String(), err)
-		return
-	}
-	conn.SetDeadline(time.Time{})
-	if sl != nil {
-		t.forget(raw) // the stream's user owns it now
-		handedOff = true
-		sl.deliver(&bufConn{Conn: conn, r: br})
-		return
-	}
-	t.serveInbound(conn, raw, br, res)
-}
-
-func (t *TCP) handshakeFailed(remote string, err error) {
-	t.stats.handshakeFailures.Add(1)
-	if errors.Is(err, ErrAuthFailed) {
-		t.stats.authFailures.Add(1)
-	}
-	t.log.Warn("cluster: handshake refused", "remote", remote, "err", err)
-}
-
-// serveInbound reads a peer's frames from the connection it dialed to us.
-func (t *TCP) serveInbound(conn, raw net.Conn, br *bufio.Reader, res handshakeResult) {
-	t.mu.Lock()
-	p, ok := t.peers[res.id]
-	if !ok && !t.closed {
-		if res.addr == "" {
-			t.mu.Unlock()
-			t.log.Warn("cluster: unknown peer advertises no address", "peer", string(res.id))
-			return
-		}
-		t.log.Info("cluster: peer joined", "peer", string(res.id), "addr", res.addr)
-		p = t.addPeerLocked(res.id, res.addr)
-	}
-	t.mu.Unlock()
-	if p == nil {
-		return
-	}
-	if res.addr != "" {
-		p.setAddr(res.addr)
-	}
-	gen := p.attachInbound(raw, res.incarnation)
-	err := t.readInbound(p, conn, br, gen)
-	p.detachInbound(gen)
-	if err != nil && !t.isClosed() && !errors.Is(err, errSuperseded) {
-		t.log.Debug("cluster: inbound connection ended", "peer", string(p.id), "err", err)
-	}
-}
-
-// errSuperseded ends a reader whose peer has connected again.
-var errSuperseded = errors.New("cluster: connection superseded")
-
-const readBufSize = 64 << 10
-
-// readFrames reads length-prefixed frames from br and calls fn with each
-// body. A frame over the cap closes the connection; fn's error ends the loop.
-func (t *TCP) readFrames(conn net.Conn, br *bufio.Reader, fn func(body []byte) error) error {
-	maxLen := t.cfg.MaxMessageSize + frameOverhead
-	var big []byte
-	idle := 4 * t.cfg.Profile.DeadTimeout
-	var lastDeadline time.Time
-	for {
-		// Pings arrive every HeartbeatInterval; a connection silent for
-		// several dead timeouts is stalled or gone.
-		if now := time.Now(); now.Sub(lastDeadline) > idle/4 {
-			conn.SetReadDeadline(now.Add(idle))
-			lastDeadline = now
-		}
-		hdr, err := br.Peek(lenPrefix)
-		if err != nil {
-			return err
-		}
-		n := int(binary.BigEndian.Uint32(hdr))
-		if n > maxLen {
-			t.stats.oversize.Add(1)
-			return fmt.Errorf("%w: frame of %d bytes exceeds the cap of %d", ErrTooLarge, n, maxLen)
-		}
-		var body []byte
-		if lenPrefix+n <= br.Size() {
-			buf, err := br.Peek(lenPrefix + n)
-			if err != nil {
-				return err
-			}
-			body = buf[lenPrefix:]
-		} else {
-			br.Discard(lenPrefix)
-			if cap(big) < n {
-				big = make([]byte, n)
-			}
-			body = big[:n]
-			if _, err := io.ReadFull(br, body); err != nil {
-				return err
-			}
-		}
-		t.stats.bytesReceived.Add(uint64(lenPrefix + n))
-		if err := fn(body); err != nil {
-			return err
-		}
-		if lenPrefix+n <= br.Size() {
-			br.Discard(lenPrefix + n)
-		}
-	}
-}
-
-// readInbound delivers a peer's data frames and answers its pings.
-func (t *TCP) readInbound(p *peer, conn net.Conn, br *bufio.Reader, gen uint64) error {
-	var pong [lenPrefix + pingBodyLen]byte
-	return t.readFrames(conn, br, func(body []byte) error {
-		f, err := decodeBody(body)
-		if err != nil {
-			t.stats.malformed.Add(1)
-			return nil // the length kept the stream in sync: skip the frame
-		}
-		switch f.typ {
-		case frameData:
-			return p.deliver(gen, f)
-		case framePing:
-			conn.SetWriteDeadline(time.Now().Add(t.cfg.Profile.WriteTimeout))
-			_, err := conn.Write(appendStamp(pong[:0], framePong, f.stamp))
-			return err
-		case frameGoodbye:
-			p.goodbye()
-		default:
-			t.stats.malformed.Add(1)
-		}
-		return nil
-	})
-}
-
-// dialStream connects to addr, runs TLS and the handshake for kind. want,
-// when set, is the node expected at addr.
-// It returns the connection to use and the one below TLS.
-func (t *TCP) dialStream(ctx context.Context, addr string, kind StreamKind, want NodeID) (conn, raw net.Conn, br *bufio.Reader, res handshakeResult, err error) {
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.Profile.DialTimeout)
-	defer cancel()
-	raw, err = t.cfg.Network.Dial(ctx, addr)
-	if err != nil {
-		return nil, nil, nil, res, err
-	}
-	conn = raw
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	if t.cliTLS != nil {
-		tc := tls.Client(raw, t.cliTLS)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, nil, nil, res, fmt.Errorf("%w: TLS: %v", ErrAuthFailed, err)
-		}
-		conn = tc
-	}
-	br = bufio.NewReaderSize(conn, readBufSize)
-	res, err = t.hs.dial(conn, br, kind, want)
-	if err != nil {
-		raw.Close()
-		return nil, nil, nil, res, err
-	}
-	conn.SetDeadline(time.Time{})
-	return conn, raw, br, res, nil
 }

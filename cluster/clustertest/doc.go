@@ -33,12 +33,21 @@
 //   - [Host.SetClock] skews and drifts one host's clock ([Host.Now]) for code
 //     that takes an injected clock.
 //
+// Two choices go beyond what every TCP stack agrees on. A connection closed
+// while some of its bytes are held loses them, and its peer gets a reset at
+// Heal instead of a clean end of stream, so no peer mistakes a cut-short
+// stream for a whole one. A dial completes after one round trip of link
+// delay without waiting for Accept, as with a kernel's backlog.
+//
 // [Network.Stats] counts the bytes delivered and pending per link, so a test
 // can assert that nothing crossed a partition.
 //
 // The network starts no goroutines: blocked calls wait on channels and
 // timers. Created inside a testing/synctest bubble it runs on the bubble's
 // fake clock, so tests of timeouts and delays are instant and exact.
+//
+// The package does not import package cluster, so cluster's own internal
+// tests may use it without an import cycle.
 //
 // [CheckLeaks] is the goroutine-leak check for every package's tests: call it
 // first in a test and it fails the test if goroutines started by the test

@@ -84,6 +84,21 @@ func TestKillResetsPeerAndRefusesDials(t *testing.T) {
 	expectRead(t, s2, "back")
 }
 
+// TestKillFailsPendingDial: a dial from a host waiting on a partition fails
+// when its host is killed, instead of waiting for its context.
+func TestKillFailsPendingDial(t *testing.T) {
+	CheckLeaks(t)
+	n := newNet(t, Config{Seed: 19})
+	n.Partition([]string{"a"}, []string{"b"})
+	errc := make(chan error, 1)
+	go func() { _, err := n.Host("a").Dial(context.Background(), "b:1"); errc <- err }()
+	time.Sleep(5 * time.Millisecond) // let it block (either order passes)
+	n.Kill("a")
+	if err := <-errc; !errors.Is(err, ErrHostDown) {
+		t.Fatalf("pending dial from killed host: %v, want ErrHostDown", err)
+	}
+}
+
 func TestKillResetWaitsForLink(t *testing.T) {
 	CheckLeaks(t)
 	n := newNet(t, Config{Seed: 11})
@@ -219,16 +234,21 @@ func TestOneWayCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer la.Close()
-	for _, d := range []struct{ from, to string }{{"a", "b:1"}, {"b", "a:2"}} {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		_, err := n.Host(d.from).Dial(ctx, d.to)
-		cancel()
-		if !isDialTimeout(err) {
-			t.Errorf("dial %s -> %s across a one-way cut: %v, want a timeout", d.from, d.to, err)
-		}
-	}
+	expectDialHangs(t, n, "a", "b:1")
+	expectDialHangs(t, n, "b", "a:2")
 	n.Heal()
 	expectRead(t, s, "held")
+}
+
+// expectDialHangs checks that a dial hangs until its context's deadline and
+// then fails with a timeout error.
+func expectDialHangs(t *testing.T, n *Network, from, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := n.Host(from).Dial(ctx, addr); !isDialTimeout(err) {
+		t.Errorf("dial %s -> %s: %v, want a timeout", from, addr, err)
+	}
 }
 
 func isDialTimeout(err error) bool {
@@ -246,14 +266,8 @@ func TestBlackhole(t *testing.T) {
 	mustWrite(t, s, "out")
 	expectNothing(t, s, 20*time.Millisecond)
 	expectNothing(t, c, time.Millisecond)
-	for _, d := range []struct{ from, to string }{{"a", "b:1"}, {"b", "a:1"}} {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		_, err := n.Host(d.from).Dial(ctx, d.to)
-		cancel()
-		if !isDialTimeout(err) {
-			t.Errorf("dial %s -> %s with b blackholed: %v, want a timeout", d.from, d.to, err)
-		}
-	}
+	expectDialHangs(t, n, "a", "b:1")
+	expectDialHangs(t, n, "b", "a:1")
 	// A dial waiting on the blackhole completes once it heals.
 	dialed := make(chan error, 1)
 	go func() {

@@ -75,7 +75,10 @@ func (h *Host) SetClock(offset time.Duration, rate float64) {
 	now := time.Now()
 	h.n.mu.Lock()
 	defer h.n.mu.Unlock()
-	h.clk = hostClock{set: true, realAnchor: now, hostAnchor: now.Add(offset), rate: max(rate, 0)}
+	if !(rate >= 0) { // negative or NaN
+		rate = 0
+	}
+	h.clk = hostClock{set: true, realAnchor: now, hostAnchor: now.Add(offset), rate: rate}
 }
 
 // Listen listens on "name:port" ("" may stand for the host's name); port 0
@@ -235,6 +238,7 @@ func (n *Network) Kill(host string) {
 			c.abortLocked(now)
 		}
 	}
+	n.wakeAllLocked() // the host's own dials fail now
 }
 
 // Restart brings a killed host back, empty: its programs may listen and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -124,5 +125,25 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := New(cfg); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("New(%+v) = %v, want ErrBadConfig", cfg, err)
 		}
+	}
+}
+
+// TestNoGoroutinePerConn opens a hundred connections, with data blocked in
+// both directions, and checks that the network started no goroutine for them.
+func TestNoGoroutinePerConn(t *testing.T) {
+	CheckLeaks(t)
+	n := newNet(t, Config{Seed: 33})
+	before := runtime.NumGoroutine()
+	for i := range 100 {
+		c, s := connect(t, n, "a", "b", 100+i)
+		mustWrite(t, c, "x")
+		mustWrite(t, s, "y")
+	}
+	n.SetDelay(time.Hour)
+	n.Partition([]string{"a"}, []string{"b"})
+	// A little slack for unrelated runtime work; one goroutine per conn
+	// would add at least 100.
+	if after := runtime.NumGoroutine(); after > before+10 {
+		t.Fatalf("goroutines grew from %d to %d with 100 conns", before, after)
 	}
 }

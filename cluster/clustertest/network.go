@@ -267,6 +267,11 @@ func (n *Network) change(fn func()) {
 		c.settle(now)
 	}
 	fn()
+	n.wakeAllLocked()
+}
+
+// wakeAllLocked makes every blocked call re-evaluate the network.
+func (n *Network) wakeAllLocked() {
 	for c := range n.conns {
 		c.wake()
 	}

@@ -12,6 +12,7 @@ import (
 // clock makes it exact and instant.
 func TestSynctestDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		CheckLeaks(t) // works inside a bubble too
 		start := time.Now()
 		if start.Year() != 2000 {
 			t.Fatalf("not on synctest's fake clock: %v", start)
