@@ -17,6 +17,7 @@ import (
 
 // KeyFunc extracts the partition key of a request (tenant, domain, AOR).
 // It returns an error wrapping [ErrBadKey] when the request has none.
+// Concurrency: called from sipgo's handler goroutines, concurrently.
 type KeyFunc func(req *sip.Request) (string, error)
 
 // ToDomain is the KeyFunc of a farm partitioned by domain: the To URI's
