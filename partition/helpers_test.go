@@ -3,6 +3,8 @@ package partition_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/sipha/sipha/cluster"
@@ -75,10 +77,17 @@ func maxOverMean(own map[string]cluster.NodeID, nodes int) float64 {
 	return float64(mx) / (float64(len(own)) / float64(nodes))
 }
 
-// seeded returns a random source and logs its seed so a failure replays.
+// seeded returns a random source and logs its seed; PARTITION_SEED=<seed>
+// replays a failure.
 func seeded(t testing.TB) (*rand.Rand, uint64) {
 	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	if env := os.Getenv("PARTITION_SEED"); env != "" {
+		var err error
+		if seed, err = strconv.ParseUint(env, 10, 64); err != nil {
+			t.Fatalf("PARTITION_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (replay with PARTITION_SEED=%d)", seed, seed)
 	return rand.New(rand.NewPCG(seed, 0)), seed
 }
 

@@ -57,12 +57,18 @@ func TestRankShape(t *testing.T) {
 }
 
 // Without bounded loads, removing a node moves exactly its keys, each to its
-// first standby, and adding one moves keys only to the new node.
+// first standby, and adding one moves keys only to the new node; with equal
+// and with random weights.
 func TestMovementMinimal(t *testing.T) {
 	rng, _ := seeded(t)
 	keys := tenants(10000)
 	for n := 3; n <= 16; n++ {
 		ms := actives(n)
+		if n%2 == 0 { // weighted rendezvous keeps the property
+			for i := range ms {
+				ms[i].Weight = 0.5 + 3*rng.Float64()
+			}
+		}
 		full := build(t, ms, keys, partition.Options{})
 		before := owners(t, full, keys)
 		for _, gone := range []int{rng.IntN(n), rng.IntN(n)} {
