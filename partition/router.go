@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -207,6 +208,13 @@ func (r *Router) forward(req *sip.Request, tx sip.ServerTransaction, d Decision)
 		return
 	}
 	defer ctr.Terminate()
+	var cancelled atomic.Bool
+	if req.IsInvite() {
+		tx.OnCancel(func(*sip.Request) {
+			cancelled.Store(true)
+			r.relayCancel(fwd)
+		})
+	}
 	first := time.NewTimer(r.cfg.Timeout)
 	defer first.Stop()
 	answered := false
@@ -242,6 +250,11 @@ func (r *Router) forward(req *sip.Request, tx sip.ServerTransaction, d Decision)
 			}
 			return
 		case <-tx.Done():
+			if cancelled.Load() {
+				// Let the INVITE client transaction take the owner's 487
+				// and ACK it, so the owner stops retransmitting it.
+				r.awaitFinal(ctr)
+			}
 			return
 		}
 	}
@@ -262,4 +275,50 @@ func markVia(_ *sipgo.Client, req *sip.Request) error {
 func fromPeer(req *sip.Request) bool {
 	v := req.Via()
 	return v != nil && v.Params.Has(viaMark)
+}
+
+// relayCancel sends a CANCEL for the forwarded INVITE fwd to the owner
+// (RFC 3261 §16.10): sipgo has already answered the caller's CANCEL and
+// ended its INVITE with 487. It is a single write from sipgo's transaction
+// goroutine, which must not block.
+func (r *Router) relayCancel(fwd *sip.Request) {
+	if fwd.Via() == nil || fwd.From() == nil || fwd.To() == nil || fwd.CallID() == nil || fwd.CSeq() == nil {
+		return // sipgo does not build a transaction for such a request
+	}
+	c := sip.NewRequest(sip.CANCEL, fwd.Recipient)
+	c.AppendHeader(fwd.Via().Clone()) // §9.1: only the top Via, same branch
+	for _, h := range fwd.GetHeaders("Route") {
+		c.AppendHeader(sip.HeaderClone(h))
+	}
+	mf := sip.MaxForwardsHeader(70)
+	c.AppendHeader(&mf)
+	c.AppendHeader(sip.HeaderClone(fwd.From()))
+	c.AppendHeader(sip.HeaderClone(fwd.To()))
+	c.AppendHeader(sip.HeaderClone(fwd.CallID()))
+	cseq := &sip.CSeqHeader{SeqNo: fwd.CSeq().SeqNo, MethodName: sip.CANCEL}
+	c.AppendHeader(cseq)
+	c.SetTransport(fwd.Transport())
+	c.SetDestination(fwd.Destination())
+	asIs := func(*sipgo.Client, *sip.Request) error { return nil }
+	if err := r.client.WriteRequest(c, asIs); err != nil {
+		r.cfg.Logger.Debug("partition: relay CANCEL", "err", err)
+	}
+}
+
+// awaitFinal waits, at most Timeout, for ctr's final response.
+func (r *Router) awaitFinal(ctr sip.ClientTransaction) {
+	t := time.NewTimer(r.cfg.Timeout)
+	defer t.Stop()
+	for {
+		select {
+		case res, ok := <-ctr.Responses():
+			if !ok || !res.IsProvisional() {
+				return
+			}
+		case <-ctr.Done():
+			return
+		case <-t.C:
+			return
+		}
+	}
 }

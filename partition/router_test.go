@@ -94,6 +94,22 @@ func TestRouterOverSIP(t *testing.T) {
 			break
 		}
 	}
+	// A caller that hangs up while the owner rings: the entry node relays
+	// the CANCEL, and the owner's INVITE ends canceled.
+	for _, entry := range ids {
+		if owner := holder[keys[1]].Node; entry != owner {
+			phone.inviteAndCancel(t, sips[entry].addr, keys[1])
+			select {
+			case err := <-sips[owner].ended:
+				if !errors.Is(err, sip.ErrTransactionCanceled) {
+					t.Fatalf("owner's INVITE ended with %v, want canceled", err)
+				}
+			case <-time.After(wait):
+				t.Fatal("owner's INVITE did not end")
+			}
+			break
+		}
+	}
 	if res := phone.send(t, sips["n1"].addr, "nobody.example"); res.StatusCode != 404 {
 		t.Fatalf("unknown tenant: %d %s, want 404", res.StatusCode, res.Reason)
 	}

@@ -23,6 +23,8 @@ type sipNode struct {
 	ua   *sipgo.UserAgent
 	srv  *sipgo.Server
 	done chan struct{}
+	// ended receives how each INVITE this node served ended.
+	ended chan error
 }
 
 // addrBook maps node IDs to SIP addresses; the routers read it.
@@ -77,7 +79,18 @@ func startSIP(t *testing.T, id cluster.NodeID, p *partition.Partitioner, book *a
 	}
 	srv.OnMessage(r.Middleware(serve))
 	srv.OnOptions(r.Middleware(serve))
-	n := &sipNode{id: id, addr: conn.LocalAddr().String(), conn: conn, ua: ua, srv: srv, done: make(chan struct{})}
+	ended := make(chan error, 4)
+	// A phone that rings until the caller gives up.
+	srv.OnInvite(r.Middleware(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 180, "Ringing", nil))
+		select {
+		case <-tx.Done():
+			ended <- tx.Err()
+		case <-time.After(10 * time.Second):
+			ended <- context.DeadlineExceeded
+		}
+	}))
+	n := &sipNode{id: id, addr: conn.LocalAddr().String(), conn: conn, ua: ua, ended: ended, srv: srv, done: make(chan struct{})}
 	book.mu.Lock()
 	book.m[id] = n.addr
 	book.mu.Unlock()
@@ -163,4 +176,31 @@ func header(res *sip.Response, name string) string {
 		return h.Value()
 	}
 	return ""
+}
+
+// inviteAndCancel calls alice@tenant through the proxy at addr and hangs up
+// on the first 180.
+func (u *uac) inviteAndCancel(t *testing.T, addr, tenant string) {
+	t.Helper()
+	host, port, _ := sip.ParseAddr(u.conn.LocalAddr().String())
+	dc := sipgo.NewDialogClientCache(u.client, sip.ContactHeader{Address: sip.Uri{User: "phone", Host: host, Port: port}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := sip.NewRequest(sip.INVITE, sip.Uri{User: "alice", Host: tenant})
+	req.SetDestination(addr)
+	sess, err := dc.WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatalf("INVITE for %s via %s: %v", tenant, addr, err)
+	}
+	defer sess.Close()
+	ring, hangUp := context.WithCancel(ctx)
+	err = sess.WaitAnswer(ring, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+		if res.StatusCode == 180 {
+			hangUp()
+		}
+		return nil
+	}})
+	if err == nil {
+		t.Fatalf("INVITE for %s was answered, want it canceled", tenant)
+	}
 }
