@@ -1,0 +1,216 @@
+package partition
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/ownership"
+)
+
+// MemberSource gives the committed membership with roles and weights, as
+// the ownership layer has applied it on this node.
+//
+// Concurrency: Members is called from the ownership layer's goroutines and
+// from [Partitioner.Placement]; it must be safe for concurrent use and must
+// not block on the network.
+type MemberSource interface {
+	Members() []Member
+}
+
+// MemberSourceFunc adapts a function to [MemberSource].
+type MemberSourceFunc func() []Member
+
+// Members calls f.
+func (f MemberSourceFunc) Members() []Member { return f() }
+
+// Config configures a [Partitioner]. The zero value places tenants
+// ("tenant/<key>") by plain rendezvous hashing.
+type Config struct {
+	// Kind is the resource kind keys are registered under; default
+	// ownership.KindTenant, so key "acme.example" is "tenant/acme.example".
+	Kind string
+	// Options tune placement (bounded loads).
+	Options Options
+	// HoldDown is how long a returning member must stay alive before its
+	// keys move back to it; zero means the ownership layer's default.
+	HoldDown time.Duration
+	// Logger; default discards.
+	Logger *slog.Logger
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if err := c.Options.Validate(); err != nil {
+		return err
+	}
+	if c.HoldDown < 0 {
+		return fmt.Errorf("%w: negative HoldDown", ErrBadConfig)
+	}
+	if c.Kind != "" {
+		if err := ownership.ValidName(c.Kind + "/x"); err != nil {
+			return fmt.Errorf("%w: Kind %q: %w", ErrBadConfig, c.Kind, err)
+		}
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Kind == "" {
+		c.Kind = ownership.KindTenant
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Partitioner registers keys (tenants, domains) as resources of the
+// ownership layer with the Placed policy and this package's placement, so
+// the leader commits each key's owner and standbys from the committed
+// membership, and tells this node which keys it gained and lost.
+type Partitioner struct {
+	m      ownership.Manager
+	src    MemberSource
+	cfg    Config
+	prefix string
+
+	mu      sync.Mutex
+	keys    map[string]ownership.Claim // committed keys and owners
+	keysVer uint64                     // bumped when keys gains or loses one
+	held    map[string]bool            // keys this node holds now
+	epoch   ownership.Epoch            // largest epoch seen
+	cache   placementCache
+	subs    map[*subscriber]struct{}
+	closed  bool
+
+	stopWatch func()
+	closeOnce sync.Once
+}
+
+// New watches m for the configured kind's resources. src supplies the roles
+// and weights of the committed membership.
+func New(m ownership.Manager, src MemberSource, cfg Config) (*Partitioner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if m == nil || src == nil {
+		return nil, fmt.Errorf("%w: nil manager or member source", ErrBadConfig)
+	}
+	cfg = cfg.withDefaults()
+	p := &Partitioner{m: m, src: src, cfg: cfg, prefix: cfg.Kind + "/",
+		keys: map[string]ownership.Claim{}, held: map[string]bool{}, subs: map[*subscriber]struct{}{}}
+	p.stopWatch = m.Watch(p.prefix, p.onEvent)
+	return p, nil
+}
+
+// Resource names key's ownership resource ("tenant/acme.example").
+func (p *Partitioner) Resource(key string) string { return p.prefix + key }
+
+func (p *Partitioner) checkKey(key string) (string, error) {
+	res := p.Resource(key)
+	if err := ownership.ValidName(res); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadKey, err)
+	}
+	return res, nil
+}
+
+// Add registers key and returns once the ownership layer has committed it.
+func (p *Partitioner) Add(ctx context.Context, key string) error {
+	res, err := p.checkKey(key)
+	if err != nil {
+		return err
+	}
+	return p.m.Ensure(ctx, ownership.Spec{Name: res, Policy: ownership.Placed, HoldDown: p.cfg.HoldDown, Place: p.place})
+}
+
+// Remove unregisters key; its holder gets Lost.
+func (p *Partitioner) Remove(ctx context.Context, key string) error {
+	res, err := p.checkKey(key)
+	if err != nil {
+		return err
+	}
+	return p.m.Remove(ctx, res)
+}
+
+// Owner reports key's committed owner as this node last learned it: for
+// routing, never for deciding to act (see [Partitioner.Held]).
+func (p *Partitioner) Owner(key string) (ownership.Claim, bool) {
+	return p.m.Owner(p.Resource(key))
+}
+
+// Held reports whether this node holds key now and at which epoch; serve
+// the key only when it does, and tag what you do with the epoch.
+func (p *Partitioner) Held(key string) (ownership.Epoch, bool) {
+	return p.m.Held(p.Resource(key))
+}
+
+// LocalID is this node's ID.
+func (p *Partitioner) LocalID() cluster.NodeID { return p.m.LocalID() }
+
+// Keys returns the committed keys, sorted.
+func (p *Partitioner) Keys() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ks := make([]string, 0, len(p.keys))
+	for k := range p.keys {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// onEvent folds one ownership event into the committed view. It runs on
+// the ownership watcher's goroutine, one event at a time.
+func (p *Partitioner) onEvent(e ownership.Event) {
+	key := strings.TrimPrefix(e.Resource, p.prefix)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.epoch = max(p.epoch, e.Claim.Epoch)
+	switch e.Kind {
+	case ownership.Moved:
+		_, had := p.keys[key]
+		if e.Removed {
+			delete(p.keys, key)
+		} else {
+			p.keys[key] = e.Claim
+		}
+		if had == e.Removed {
+			p.keysVer++
+		}
+	case ownership.Acquired:
+		p.held[key] = true
+	case ownership.Lost:
+		delete(p.held, key)
+	}
+	if e.Kind != ownership.Moved {
+		for s := range p.subs {
+			s.signal()
+		}
+	}
+}
+
+// Close stops watching the ownership layer and stops every watcher,
+// waiting for them. It is idempotent. Close the Partitioner before the
+// Manager: ownership's watch stop panics once the Manager is closed.
+func (p *Partitioner) Close() error {
+	p.closeOnce.Do(func() {
+		p.stopWatch()
+		p.mu.Lock()
+		p.closed = true
+		subs := make([]*subscriber, 0, len(p.subs))
+		for s := range p.subs {
+			subs = append(subs, s)
+		}
+		p.mu.Unlock()
+		for _, s := range subs {
+			s.stop()
+		}
+	})
+	return nil
+}

@@ -1,0 +1,101 @@
+package partition_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sipha/sipha/cluster/clustertest"
+	"github.com/sipha/sipha/ownership"
+	"github.com/sipha/sipha/partition"
+)
+
+// With ownership.Single the one node holds every key it adds: the watcher
+// first reports what is held, then each gain and loss, and Close stops it.
+func TestPartitionerHandoff(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	p := singleNode(t)
+	ctx := context.Background()
+	if err := p.Add(ctx, "acme.example"); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var got []partition.Change
+	stop := p.Watch(func(c partition.Change) {
+		mu.Lock()
+		got = append(got, c)
+		mu.Unlock()
+	})
+	defer stop()
+	seen := func(n int) []partition.Change {
+		var out []partition.Change
+		clustertest.Eventually(t, 5*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			out = slices.Clone(got)
+			return len(got) >= n
+		}, "%d changes", n)
+		return out
+	}
+	c := seen(1)[0]
+	if !slices.Equal(c.Gained, []string{"acme.example"}) || len(c.Lost) != 0 || c.Epoch == 0 {
+		t.Fatalf("first change %+v, want acme.example gained", c)
+	}
+	if err := p.Add(ctx, "globex.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Remove(ctx, "acme.example"); err != nil {
+		t.Fatal(err)
+	}
+	// The add and the removal may arrive in one change or two.
+	var gained, lost []string
+	clustertest.Eventually(t, 5*time.Second, func() bool {
+		gained, lost = nil, nil
+		for _, c := range seen(2)[1:] {
+			gained = append(gained, c.Gained...)
+			lost = append(lost, c.Lost...)
+		}
+		return len(gained) == 1 && len(lost) == 1
+	}, "the add and the removal")
+	if gained[0] != "globex.example" || lost[0] != "acme.example" {
+		t.Fatalf("gained %v lost %v", gained, lost)
+	}
+	if ks := p.Keys(); !slices.Equal(ks, []string{"globex.example"}) {
+		t.Fatalf("Keys() = %v", ks)
+	}
+	if e, ok := p.Held("globex.example"); !ok || e == 0 {
+		t.Fatal("globex.example not held")
+	}
+	pl, err := p.Placement()
+	if err != nil || pl.Load("n01") != 1 {
+		t.Fatalf("placement %v, %v: want n01 owning the one committed key", pl, err)
+	}
+	stop()
+	p.Close()
+	p.Close()
+	if err := p.Add(ctx, "x y"); !errors.Is(err, partition.ErrBadKey) {
+		t.Fatalf("Add with a space: %v", err)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	m := ownership.NewSingle("n1")
+	defer m.Close()
+	src := partition.MemberSourceFunc(func() []partition.Member { return nil })
+	for _, cfg := range []partition.Config{
+		{Options: partition.Options{LoadFactor: 0.9}},
+		{HoldDown: -time.Second},
+		{Kind: "Bad Kind"},
+	} {
+		if _, err := partition.New(m, src, cfg); !errors.Is(err, partition.ErrBadConfig) {
+			t.Errorf("New(%+v) = %v, want ErrBadConfig", cfg, err)
+		}
+	}
+	if _, err := partition.New(nil, src, partition.Config{}); !errors.Is(err, partition.ErrBadConfig) {
+		t.Errorf("New(nil manager) = %v", err)
+	}
+}
