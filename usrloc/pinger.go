@@ -19,9 +19,7 @@ import (
 // dropped by the UA's NAT (and every node pinging every contact is the
 // traffic OpenSIPS issue 1372 and Kamailio issue 1299 complain of).
 //
-// ownership.Manager satisfies it through a two-line adapter:
-// Owns(r) is `_, ok := m.Held(r); return ok`, and Watch(fn) is
-// `m.Watch(prefix, func(ownership.Event) { fn() })`.
+// ManagerOwner adapts an ownership.Manager to it.
 type Owner interface {
 	// Owns reports whether this node holds resource now.
 	Owns(resource string) bool

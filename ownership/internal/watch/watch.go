@@ -22,7 +22,12 @@ type watcher[E any] struct {
 	wake  chan struct{}
 	quit  chan struct{}
 	done  chan struct{}
+	// once closes quit: both the watcher's stop and Hub.Close may, in
+	// either order (a block stopping its watch after the manager closed).
+	once sync.Once
 }
+
+func (w *watcher[E]) stop() { w.once.Do(func() { close(w.quit) }) }
 
 // Add registers fn for the events match accepts and queues the matching ones
 // of initial first. The caller must hold whatever lock orders its Publish calls,
@@ -48,14 +53,11 @@ func (h *Hub[E]) Add(match func(E) bool, fn func(E), initial []E) (stop func()) 
 	h.mu.Unlock()
 	go w.run()
 	w.signal()
-	var once sync.Once
 	return func() {
-		once.Do(func() {
-			h.mu.Lock()
-			delete(h.watchers, w)
-			h.mu.Unlock()
-			close(w.quit)
-		})
+		h.mu.Lock()
+		delete(h.watchers, w)
+		h.mu.Unlock()
+		w.stop()
 		<-w.done
 	}
 }
@@ -96,7 +98,7 @@ func (h *Hub[E]) Close() {
 		w.mu.Lock()
 		w.drain = true
 		w.mu.Unlock()
-		close(w.quit)
+		w.stop()
 		<-w.done
 	}
 }
