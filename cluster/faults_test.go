@@ -412,8 +412,10 @@ func TestDownPeerGetsNothing(t *testing.T) {
 		clustertest.WaitUp(t, asTransports(trs))
 		var rec recorder
 		trs[1].Handle(cluster.ChannelUser, &rec)
+		// Up means heartbeats answer; the data connection may still be
+		// dialing, so wait until a message has really crossed.
 		trs[0].Send("n2", cluster.ChannelUser, []byte("before"))
-		synctest.Wait()
+		sleepUntil(t, 2*time.Second, func() bool { return len(rec.all()) == 1 }, "first message not delivered")
 
 		nw.Blackhole("n2")
 		for i := 0; i < 5; i++ { // queued (or held by the network) while n2 is still believed up
@@ -438,6 +440,9 @@ func TestDownPeerGetsNothing(t *testing.T) {
 			return len(msgs) > 0 && string(msgs[len(msgs)-1].Payload) == "after"
 		}, "message after the return not delivered")
 		msgs := rec.all()
+		if len(msgs) < 2 {
+			t.Fatalf("delivered %d messages, want at least before and after", len(msgs))
+		}
 		last := msgs[len(msgs)-1]
 		// Seq 1 "before"; 2-6 lost, 7 refused, 8 skipped; 9 "after". Bytes
 		// the network held may have reached n2 before the old connection
