@@ -41,7 +41,9 @@ func TestFailoverToStandby(t *testing.T) {
 	// Sticky: n1 restarts with its data and n2 keeps the resource.
 	c.Start("n1")
 	time.Sleep(3 * c.Node("n2").Config().ReassignDelay)
-	if owner, e3, _ := c.Holder("vip/a"); owner != "n2" || e3 != e2 {
+	// n1's return may move Raft leadership and let leases lapse a moment;
+	// once they settle n2 must hold it still, at the same epoch.
+	if owner, e3 := c.WaitHolder("vip/a", wait, nil); owner != "n2" || e3 != e2 {
 		t.Fatalf("sticky resource moved to %s at %d", owner, e3)
 	}
 }
@@ -179,7 +181,7 @@ func TestArbiterPair(t *testing.T) {
 	before := map[string]ownership.Epoch{}
 	owner := map[string]cluster.NodeID{}
 	for _, r := range res {
-		owner[r], before[r], _ = c.Holder(r)
+		owner[r], before[r] = c.WaitHolder(r, wait, nil)
 	}
 	c.Kill("arb")
 	time.Sleep(3 * c.Node("sip1").Config().ReassignDelay)
@@ -323,7 +325,7 @@ func TestUnhealthyOwnerHandsOver(t *testing.T) {
 	// Sticky: n1 recovering does not pull it back.
 	c.Node("n1").SetHealthy(true)
 	time.Sleep(3 * c.Node("n1").Config().ReassignDelay)
-	if id, e, _ := c.Holder("vip/h"); id != "n2" || e != e2 {
+	if id, e := c.WaitHolder("vip/h", wait, nil); id != "n2" || e != e2 {
 		t.Fatalf("after n1 recovered: %s at %d, want n2 at %d", id, e, e2)
 	}
 }
