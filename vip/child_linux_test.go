@@ -1,0 +1,3 @@
+package vip_test
+
+func childMain() int { return 2 }
