@@ -77,96 +77,134 @@ func TestNamespaceFailover(t *testing.T) {
 	capt := tp.captureARP("client")
 	start := time.Now()
 	c := startCluster3(t, tp)
-	c.waitAddr("h1", true)
+	// The primary is n1, but a sticky VIP goes to n2 when n1 was slow to
+	// start; name them by what happened.
+	var a, b string // owner, standby
+	waitUntil(t, 10*time.Second, "a first holder", func() bool {
+		for _, h := range []string{"h1", "h2"} {
+			if ok, _ := tp.hasAddr(h, nsVIP); ok {
+				a = h
+				return true
+			}
+		}
+		return false
+	})
+	b = map[string]string{"h1": "h2", "h2": "h1"}[a]
+	id := map[string]string{"h1": "n1", "h2": "n2"}
 	probe := tp.probe("client", netip.MustParseAddrPort(nsVIP+":5060"))
-	waitUntil(t, 5*time.Second, "the client to reach n1 at the VIP", func() bool {
-		_, ok := probe.firstFrom("n1", start)
+	waitUntil(t, 5*time.Second, "the client to reach the owner at the VIP", func() bool {
+		_, ok := probe.firstFrom(id[a], start)
 		return ok
 	})
 	mac := map[string]string{"h1": tp.mac("h1").String(), "h2": tp.mac("h2").String()}
 
 	t.Run("isolated owner drops the VIP first", func(t *testing.T) {
 		cut := time.Now()
-		tp.setLink("h1", false)
-		c.waitAddr("h2", true)
-		del, ok := mon.first("h1", true, cut)
+		tp.setLink(a, false)
+		c.waitAddr(b, true)
+		del, ok := mon.first(a, true, cut)
 		if !ok {
-			t.Fatal("h1 never deleted the VIP")
+			t.Fatal("the isolated owner never deleted the VIP")
 		}
-		add, _ := mon.first("h2", false, cut)
-		t.Logf("link cut → h1 deleted the VIP after %v; h2 added it after %v",
-			del.Sub(cut).Round(time.Millisecond), add.Sub(cut).Round(time.Millisecond))
+		add, _ := mon.first(b, false, cut)
+		t.Logf("link cut → %s deleted the VIP after %v; %s added it after %v",
+			a, del.Sub(cut).Round(time.Millisecond), b, add.Sub(cut).Round(time.Millisecond))
 		if !del.Before(add) {
-			t.Errorf("h2 added the VIP at %v, before h1 deleted it at %v", add, del)
+			t.Errorf("%s added the VIP at %v, before %s deleted it at %v", b, add, a, del)
 		}
 		// Lease 150 ms; a generous bound that still catches a node keeping
 		// the VIP until its kernel lifetime ran out.
 		if d := del.Sub(cut); d > 900*time.Millisecond {
-			t.Errorf("isolated h1 held the VIP %v after the cut", d)
+			t.Errorf("isolated %s held the VIP %v after the cut", a, d)
 		}
 		if ov := mon.overlaps(start, time.Now(), "h1", "h2"); len(ov) > 0 {
 			t.Errorf("two holders: %v", ov)
 		}
-		if _, ok := probe.firstFrom("n2", cut); !ok {
-			waitUntil(t, 5*time.Second, "the client to reach n2", func() bool { _, ok := probe.firstFrom("n2", cut); return ok })
+		if _, ok := probe.firstFrom(id[b], cut); !ok {
+			waitUntil(t, 5*time.Second, "the client to reach the new owner", func() bool { _, ok := probe.firstFrom(id[b], cut); return ok })
 		}
-		tp.setLink("h1", true)
+		tp.setLink(a, true)
 	})
 
 	t.Run("dead host", func(t *testing.T) {
-		// Sticky: the VIP stayed on h2 when h1 came back.
+		// Sticky: the VIP stayed on b when a came back.
 		time.Sleep(500 * time.Millisecond)
-		if ok, _ := tp.hasAddr("h1", nsVIP); ok {
-			t.Fatal("h1 took the VIP back although the policy is sticky")
+		if ok, _ := tp.hasAddr(a, nsVIP); ok {
+			t.Fatal("the old owner took the VIP back although the policy is sticky")
+		}
+		// Both nodes are on the LAN again: only the holder answers ARP.
+		if who := arpAnswerers(tp, capt); len(who) != 1 || who[0] != mac[b] {
+			t.Fatalf("ARP for the VIP answered by %v, want only %s (%s)", who, b, mac[b])
 		}
 		kill := time.Now()
-		c.procs["h2"].kill()
-		tp.setLink("h2", false)
-		c.waitAddr("h1", true)
+		c.procs[b].kill()
+		tp.setLink(b, false)
+		c.waitAddr(a, true)
 		var reply time.Time
-		waitUntil(t, 5*time.Second, "the client to reach n1", func() bool {
+		waitUntil(t, 5*time.Second, "the client to reach the new owner", func() bool {
 			var ok bool
-			reply, ok = probe.firstFrom("n1", kill)
+			reply, ok = probe.firstFrom(id[a], kill)
 			return ok
 		})
-		add, _ := mon.first("h1", false, kill)
-		t.Logf("h2 killed → h1 added the VIP after %v; client's first reply from n1 after %v",
-			add.Sub(kill).Round(time.Millisecond), reply.Sub(kill).Round(time.Millisecond))
-		garps := capt.frames(func(a arpSeen) bool {
-			return a.SPA.String() == nsVIP && a.TPA.String() == nsVIP && a.SHA.String() == mac["h1"] && a.At.After(kill)
+		add, _ := mon.first(a, false, kill)
+		t.Logf("%s's host died → %s added the VIP after %v; client's first reply from it after %v",
+			b, a, add.Sub(kill).Round(time.Millisecond), reply.Sub(kill).Round(time.Millisecond))
+		garps := capt.frames(func(x arpSeen) bool {
+			return x.SPA.String() == nsVIP && x.TPA.String() == nsVIP && x.SHA.String() == mac[a] && x.At.After(kill)
 		})
 		if len(garps) < 5 {
-			t.Errorf("client saw %d gratuitous ARPs from h1, want the burst of 5", len(garps))
+			t.Errorf("client saw %d gratuitous ARPs from %s, want the burst of 5", len(garps), a)
 		}
 		neigh := tp.must("-n", tp.ns("client"), "neigh", "show", nsVIP)
-		if !strings.Contains(neigh, mac["h1"]) {
-			t.Errorf("client's neighbour entry %q, want h1's %s", neigh, mac["h1"])
+		if !strings.Contains(neigh, mac[a]) {
+			t.Errorf("client's neighbour entry %q, want %s's %s", neigh, a, mac[a])
 		}
-		// The dead h2 is out of the picture; the live ones never overlap.
-		if ov := mon.overlaps(start, time.Now(), "h1", "h3"); len(ov) > 0 {
+		if who := arpAnswerers(tp, capt); len(who) != 1 || who[0] != mac[a] {
+			t.Errorf("ARP for the VIP answered by %v, want only %s (%s)", who, a, mac[a])
+		}
+		// The dead host is out of the picture; the live ones never overlap.
+		if ov := mon.overlaps(start, time.Now(), a, "h3"); len(ov) > 0 {
 			t.Errorf("two holders: %v", ov)
 		}
 	})
 
 	t.Run("killed process leaves the address until valid_lft", func(t *testing.T) {
-		// h2 comes back (its kernel address expired while it was down).
-		c.waitAddr("h2", false)
-		tp.setLink("h2", true)
+		// b comes back (its kernel address expired while it was down).
+		c.waitAddr(b, false)
+		tp.setLink(b, true)
 		back := time.Now()
-		c.start("h2")
-		c.waitSaid("h2", "ready", back)
+		c.start(b)
+		c.waitSaid(b, "ready", back)
 		kill := time.Now()
-		c.procs["h1"].kill()
-		c.waitAddr("h2", true)
-		c.waitAddr("h1", false)
-		del, _ := mon.first("h1", true, kill)
-		add, _ := mon.first("h2", false, kill)
-		t.Logf("n1 killed, host up: h2 added the VIP after %v, h1's kernel dropped it after %v (overlap %v)",
-			add.Sub(kill).Round(time.Millisecond), del.Sub(kill).Round(time.Millisecond), del.Sub(add).Round(time.Millisecond))
+		c.procs[a].kill()
+		c.waitAddr(b, true)
+		c.waitAddr(a, false)
+		del, _ := mon.first(a, true, kill)
+		add, _ := mon.first(b, false, kill)
+		t.Logf("%s's process killed, host up: %s added the VIP after %v, %s's kernel dropped it after %v (overlap %v)",
+			a, b, add.Sub(kill).Round(time.Millisecond), a, del.Sub(kill).Round(time.Millisecond), del.Sub(add).Round(time.Millisecond))
 		// Lifetime 1 s, renewed every 250 ms: gone by 2 s after the last
 		// renewal at the latest (whole seconds, one-second check).
 		if d := del.Sub(kill); d > 2500*time.Millisecond {
-			t.Errorf("h1's address outlived its process by %v", d)
+			t.Errorf("%s's address outlived its process by %v", a, d)
 		}
 	})
+}
+
+// arpAnswerers makes the client forget the VIP's MAC and lists the MACs
+// that answer its next ARP request (the prober keeps sending).
+func arpAnswerers(tp *topo, capt *arpCapture) []string {
+	tp.t.Helper()
+	since := time.Now()
+	tp.must("-n", tp.ns("client"), "neigh", "flush", "to", nsVIP)
+	time.Sleep(300 * time.Millisecond)
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range capt.frames(func(x arpSeen) bool { return x.Op == 2 && x.SPA.String() == nsVIP && x.At.After(since) }) {
+		if !seen[f.SHA.String()] {
+			seen[f.SHA.String()] = true
+			out = append(out, f.SHA.String())
+		}
+	}
+	return out
 }
