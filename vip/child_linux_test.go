@@ -31,6 +31,11 @@ type childConfig struct {
 	VIPs    []cluster.NodeID
 	// Lifetime and RenewEvery of the VIP's address.
 	Lifetime, RenewEvery time.Duration
+	// Heartbeat and Lease override raftowner's LAN profile when set
+	// (MaxPause follows as Lease/4).
+	Heartbeat, Lease time.Duration
+	// ResponderOnly runs just the UDP responder (beside keepalived).
+	ResponderOnly bool
 }
 
 // childMain runs one node: the cluster transport over TCP, the Raft
@@ -59,6 +64,20 @@ func runChild(cfg childConfig) error {
 		fmt.Fprintf(out, format+"\n", a...)
 		out.Flush()
 	}
+	if cfg.ResponderOnly {
+		pfx, err := netip.ParsePrefix(cfg.VIP)
+		if err != nil {
+			return err
+		}
+		stopUDP, err := answerUDP(netip.AddrPortFrom(pfx.Addr(), 5060), string(cfg.ID))
+		if err != nil {
+			return err
+		}
+		defer stopUDP()
+		say("ready")
+		<-ctx.Done()
+		return nil
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", cfg.ID)
 	var peers []cluster.Peer
 	for _, p := range cfg.Peers {
@@ -81,7 +100,8 @@ func runChild(cfg childConfig) error {
 		role = raftowner.RoleArbiter
 	}
 	node, err := raftowner.New(tcp, rt, raftowner.Config{ID: cfg.ID, Addr: tcp.Addr(), Role: role,
-		DataDir: cfg.DataDir, Peers: cfg.Peers, Logger: log})
+		DataDir: cfg.DataDir, Peers: cfg.Peers, Logger: log,
+		HeartbeatTimeout: cfg.Heartbeat, Lease: cfg.Lease, MaxPause: cfg.Lease / 4})
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,12 @@ package vip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sipha/sipha/ownership"
 )
@@ -72,8 +74,8 @@ func New(ctx context.Context, own ownership.Manager, be Backend, cfg Config) (*M
 	}
 	for _, v := range cfg.VIPs {
 		spec := ownership.Spec{Name: v.Resource(), Candidates: v.Candidates, Policy: v.Policy, HoldDown: v.HoldDown}
-		if err := own.Ensure(ctx, spec); err != nil {
-			return nil, fmt.Errorf("vip: ensure %s: %w", spec.Name, err)
+		if err := ensure(ctx, own, spec, cfg.Logger); err != nil {
+			return nil, err
 		}
 	}
 	m.hooks.start(cfg.Hook)
@@ -93,6 +95,26 @@ func New(ctx context.Context, own ownership.Manager, be Backend, cfg Config) (*M
 		}
 	})
 	return m, nil
+}
+
+// ensure registers a resource, retrying while the cluster is not ready
+// (no leader yet, the leader unreachable for a moment) until ctx ends.
+func ensure(ctx context.Context, own ownership.Manager, spec ownership.Spec, log *slog.Logger) error {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err := own.Ensure(ctx, spec)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ownership.ErrBadSpec), errors.Is(err, ownership.ErrBadName), errors.Is(err, ownership.ErrClosed):
+			return fmt.Errorf("vip: ensure %s: %w", spec.Name, err)
+		}
+		log.Debug("vip: ensure failed, retrying", "resource", spec.Name, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("vip: ensure %s: %w (last error: %w)", spec.Name, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
 }
 
 func (m *Manager) goFunc(f func()) {

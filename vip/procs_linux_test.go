@@ -2,7 +2,6 @@ package vip_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"net"
 	"net/netip"
@@ -18,7 +17,6 @@ import (
 type proc struct {
 	host   string
 	cmd    *exec.Cmd
-	stderr bytes.Buffer
 	mu     sync.Mutex
 	lines  []timedLine
 	exited chan struct{}
@@ -39,14 +37,22 @@ func (tp *topo) startNode(h string, cfg childConfig) *proc {
 		tp.t.Fatal(err)
 	}
 	js, _ := json.Marshal(cfg)
+	return tp.spawn(h, []string{childEnv + "=" + string(js)}, exe, "-test.run=^$")
+}
+
+// spawn runs a command in host h's namespace in its own process group
+// (kill takes its children too), recording its stdout lines.
+func (tp *topo) spawn(h string, env []string, args ...string) *proc {
+	tp.t.Helper()
 	p := &proc{host: h, exited: make(chan struct{})}
-	p.cmd = exec.Command("ip", "netns", "exec", tp.ns(h), exe, "-test.run=^$")
-	p.cmd.Env = append(os.Environ(), childEnv+"="+string(js))
-	p.cmd.Stderr = &p.stderr
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", tp.ns(h)}, args...)...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		tp.t.Fatal(err)
 	}
+	p.cmd.Stderr = p.cmd.Stdout // one stream of lines, logs included
 	if err := p.cmd.Start(); err != nil {
 		tp.t.Fatal(err)
 	}
@@ -63,24 +69,38 @@ func (tp *topo) startNode(h string, cfg childConfig) *proc {
 	tp.t.Cleanup(func() {
 		p.kill()
 		if tp.t.Failed() {
-			tp.t.Logf("%s stderr:\n%s", h, p.stderrText())
+			tp.t.Logf("%s output:\n%s", h, p.output())
 		}
 	})
 	return p
 }
 
-func (p *proc) stderrText() string {
-	select {
-	case <-p.exited:
-		return p.stderr.String()
-	default:
-		return "(still running)"
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, l := range p.lines {
+		b.WriteString(l.At.Format("15:04:05.000 ") + l.Text + "\n")
 	}
+	return b.String()
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
+// printed reports whether any line printed at or after from contains s.
+func (p *proc) printed(s string, from time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.lines {
+		if !l.At.Before(from) && strings.Contains(l.Text, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// kill sends SIGKILL to the process group and waits for the process to
+// be gone.
 func (p *proc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.exited
 }
 
