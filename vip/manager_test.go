@@ -282,3 +282,21 @@ func TestStartupRemoveFailureIsAnError(t *testing.T) {
 		t.Fatalf("err %v, want ErrBackend", err)
 	}
 }
+
+// Applications close in any order: the vip.Manager after its ownership
+// manager must still take the address down and return.
+func TestCloseAfterOwnershipClosed(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	log := viptest.NewLog(nil)
+	own := ownership.NewSingle("n1")
+	m, err := vip.New(context.Background(), own, log.Backend("n1"), vip.Config{VIPs: []vip.VIP{vipOn(vipA)}, Hook: log.Hook("n1", nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownershiptest.WaitFor(t, 5*time.Second, "hook-up", func() bool { return len(log.Filter("n1", viptest.OpHookUp)) == 1 })
+	own.Close()
+	m.Close()
+	if h := log.Holders(vipA); len(h) != 0 {
+		t.Fatalf("holders after Close: %v", h)
+	}
+}

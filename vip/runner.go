@@ -74,7 +74,7 @@ func (r *runner) step() time.Duration {
 			r.release(false)
 		}
 	case held && (!r.up || epoch != r.epoch):
-		if r.retryAt.IsZero() || !now.Before(r.retryAt) || epoch != r.epoch {
+		if r.retryAt.IsZero() || !now.Before(r.retryAt) {
 			r.acquire(epoch, now)
 		}
 	case held && !now.Before(r.renewAt):
