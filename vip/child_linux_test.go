@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -60,7 +61,10 @@ func runChild(cfg childConfig) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	out := bufio.NewWriter(os.Stdout)
+	var sayMu sync.Mutex
 	say := func(format string, a ...any) {
+		sayMu.Lock()
+		defer sayMu.Unlock()
 		fmt.Fprintf(out, format+"\n", a...)
 		out.Flush()
 	}
@@ -106,6 +110,17 @@ func runChild(cfg childConfig) error {
 		return err
 	}
 	defer node.Close()
+	// Leader changes as this node sees them, for the comparison's breakdown.
+	go func() {
+		last := cluster.NodeID("?")
+		for ctx.Err() == nil {
+			if l := node.Leader(); l != last {
+				last = l
+				say("leader %s", l)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
 	if cfg.Arbiter {
 		say("ready")
 		<-ctx.Done()

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,12 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 			return ok
 		})
 		times = append(times, reply.Sub(t0))
+		if ls, ok := sys.(interface {
+			leaders(from, to time.Time) (before string, during []string)
+		}); ok {
+			before, during := ls.leaders(t0, reply)
+			t.Logf("trial %d: %v; owner %s, leader before %s, leaders during takeover %v", i, reply.Sub(t0).Round(time.Millisecond), sys.id(owner), before, during)
+		}
 		// The dead host reboots: its addresses are gone, its link comes
 		// back, its node starts as a standby.
 		tp.ip("-n", tp.ns(owner), "addr", "del", nsVIP+"/24", "dev", "eth0")
@@ -231,4 +238,23 @@ func (k *keepalivedSys) ready(h string, since time.Time) {
 	waitUntil(k.tp.t, 20*time.Second, h+" keepalived in BACKUP state", func() bool {
 		return k.procs[h].printed("Entering BACKUP STATE", since)
 	})
+}
+
+// leaders reads the arbiter's view: the leader when the owner died and
+// the leaders that followed until the client's reply.
+func (s *siphaSys) leaders(from, to time.Time) (before string, during []string) {
+	p := s.c.procs["h3"]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.lines {
+		id, ok := strings.CutPrefix(l.Text, "leader ")
+		switch {
+		case !ok:
+		case l.At.Before(from):
+			before = id
+		case l.At.Before(to):
+			during = append(during, id)
+		}
+	}
+	return before, during
 }
