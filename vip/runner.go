@@ -165,7 +165,9 @@ func (r *runner) announceDue(now time.Time) {
 			r.m.announcements.Add(1)
 		}
 		if a.Interval > 0 {
-			r.nextFrame = now.Add(a.Interval)
+			// From after the send, so frames are at least Interval apart
+			// however long the backend took.
+			r.nextFrame = r.m.cfg.Now().Add(a.Interval)
 			return
 		}
 	}
