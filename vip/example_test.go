@@ -122,9 +122,15 @@ func Example_pairWithArbiter() {
 		mgrs[id] = m
 	}
 	await := func(want string) {
-		for c := range changes {
-			if c == want {
-				fmt.Println(c)
+		for {
+			select {
+			case c := <-changes:
+				if c == want {
+					fmt.Println(c)
+					return
+				}
+			case <-ctx.Done():
+				fmt.Println("gave up waiting for", want)
 				return
 			}
 		}

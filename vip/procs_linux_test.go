@@ -85,6 +85,18 @@ func (p *proc) output() string {
 	return b.String()
 }
 
+// lastLine returns the last line starting with prefix, or "".
+func (p *proc) lastLine(prefix string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(p.lines[i].Text, prefix) {
+			return p.lines[i].Text
+		}
+	}
+	return ""
+}
+
 // printed reports whether any line printed at or after from contains s.
 func (p *proc) printed(s string, from time.Time) bool {
 	p.mu.Lock()
