@@ -275,3 +275,18 @@ func TestWatchMembers(t *testing.T) {
 		}
 	}
 }
+
+// TestAbortLooksLikeACrash: after Abort the peer sees a death (down), not a
+// goodbye (left).
+func TestAbortLooksLikeACrash(t *testing.T) {
+	a, b := pair(t, nil, nil)
+	clustertest.WaitUp(t, asTransports([]*cluster.TCP{a, b}))
+	if err := b.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 5*time.Second, func() bool { return a.Members()[0].State == cluster.StateDown },
+		"an aborted peer not seen down (state %s)", a.Members()[0].State)
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close after Abort: %v", err)
+	}
+}

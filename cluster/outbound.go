@@ -98,6 +98,9 @@ func (p *peer) serveData(conn net.Conn, br *bufio.Reader) {
 		p.mu.Unlock()
 
 		timeout := p.t.cfg.Profile.WriteTimeout
+		if quitting && p.t.aborted.Load() {
+			return // a crash says nothing
+		}
 		if quitting {
 			// Flush what is queued and say goodbye, within a short bound.
 			batch = appendGoodbye(batch)

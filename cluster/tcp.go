@@ -55,6 +55,7 @@ type TCP struct {
 	stats    counters
 	closeErr error
 	once     sync.Once
+	aborted  atomic.Bool // Abort: no flush, no goodbye
 }
 
 type handlerBox struct{ h Handler }
@@ -245,8 +246,17 @@ func (t *TCP) addPeerLocked(id NodeID, addr string) *peer {
 }
 
 // Close says goodbye to the peers, stops every goroutine and waits for them.
-func (t *TCP) Close() error {
+func (t *TCP) Close() error { return t.shutdown(false) }
+
+// Abort stops the transport as a crash would: every connection is closed at
+// once, nothing queued is flushed and no goodbye is sent, so peers see this
+// node die (reset connections, refused dials) rather than leave. It is for
+// tests, demos and fault drills; Close is the normal way out.
+func (t *TCP) Abort() error { return t.shutdown(true) }
+
+func (t *TCP) shutdown(abort bool) error {
 	t.once.Do(func() {
+		t.aborted.Store(abort)
 		t.mu.Lock()
 		t.closed = true
 		t.publishPeersLocked()
@@ -261,6 +271,11 @@ func (t *TCP) Close() error {
 		t.closeErr = t.ln.Close()
 		for _, p := range peers {
 			p.beginStop() // each flushes its queue and a goodbye, bounded in time
+			if abort {
+				p.mu.Lock()
+				p.closeConns()
+				p.mu.Unlock()
+			}
 		}
 		for _, p := range peers {
 			p.finishStop(StateUnknown)

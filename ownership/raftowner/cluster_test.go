@@ -300,3 +300,30 @@ func TestCloseDeliversLost(t *testing.T) {
 		t.Fatalf("events seen by n1's watcher: %v, want Lost last", kinds)
 	}
 }
+
+// An owner that reports itself unhealthy gives its resource up to a
+// healthy candidate: released first, then assigned, never two holders.
+func TestUnhealthyOwnerHandsOver(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three})
+	c.Ensure(ownership.Spec{Name: "vip/h", Candidates: []cluster.NodeID{"n1", "n2"}})
+	_, e1 := c.WaitHolder("vip/h", wait, func(id cluster.NodeID) bool { return id == "n1" })
+	h := ownershiptest.NewHistory()
+	a := ownershiptest.StartActors(c, h, []string{"vip/h"}, 0, 1)
+	defer a.Stop()
+	c.Node("n1").SetHealthy(false)
+	_, e2 := c.WaitHolder("vip/h", wait, func(id cluster.NodeID) bool { return id == "n2" })
+	a.Stop()
+	if e2 < e1+2 {
+		t.Fatalf("epoch %d → %d: want a release and an assignment", e1, e2)
+	}
+	if v := h.Violations(); len(v) > 0 {
+		t.Fatalf("overlapping owners: %v", v)
+	}
+	// Sticky: n1 recovering does not pull it back.
+	c.Node("n1").SetHealthy(true)
+	time.Sleep(3 * c.Node("n1").Config().ReassignDelay)
+	if id, e, _ := c.Holder("vip/h"); id != "n2" || e != e2 {
+		t.Fatalf("after n1 recovered: %s at %d, want n2 at %d", id, e, e2)
+	}
+}
