@@ -153,6 +153,7 @@ func TestNamespaceFailover(t *testing.T) {
 			t.Fatal("the old owner took the VIP back although the policy is sticky")
 		}
 		// Both nodes are on the LAN again: only the holder answers ARP.
+		c.waitAddr(b, true)
 		if who := arpAnswerers(tp, capt); len(who) != 1 || who[0] != mac[b] {
 			t.Fatalf("ARP for the VIP answered by %v, want only %s (%s)", who, b, mac[b])
 		}
