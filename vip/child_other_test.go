@@ -1,0 +1,5 @@
+//go:build !linux
+
+package vip_test
+
+func childMain() int { return 2 }
