@@ -133,21 +133,12 @@ func (m *Manager) goFunc(f func()) {
 // ownership node down with its Shutdown) first. Close is idempotent.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
-		stopWatch(m.stopWatch)
+		m.stopWatch()
 		close(m.quit)
 		m.wg.Wait()
 		m.hooks.close()
 	})
 	return nil
-}
-
-// stopWatch stops the ownership watch. The ownership package's watch hub
-// panics (close of a closed channel) when a watch is stopped after the
-// ownership manager was closed; applications close things in any order,
-// so that one panic is contained here until the hub is fixed.
-func stopWatch(stop func()) {
-	defer func() { _ = recover() }()
-	stop()
 }
 
 // SetMaintenance switches maintenance mode: on, this node reports itself
