@@ -1,0 +1,248 @@
+package raftowner_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/cluster/clustertest"
+	"github.com/sipha/sipha/ownership"
+	"github.com/sipha/sipha/ownership/ownershiptest"
+	"github.com/sipha/sipha/ownership/raftowner"
+)
+
+var three = []cluster.NodeID{"n1", "n2", "n3"}
+
+const wait = 15 * time.Second
+
+func TestFailoverToStandby(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three})
+	c.Ensure(ownership.Spec{Name: "vip/a", Candidates: three, Policy: ownership.Sticky})
+	_, e1 := c.WaitHolder("vip/a", wait, func(id cluster.NodeID) bool { return id == "n1" })
+	events, stop := ownership.WatchChan(c.Node("n2"), "vip/")
+	defer stop()
+
+	c.Kill("n1")
+	_, e2 := c.WaitHolder("vip/a", wait, func(id cluster.NodeID) bool { return id == "n2" })
+	if e2 <= e1 {
+		t.Fatalf("epoch did not grow: %d then %d", e1, e2)
+	}
+	for acquired := false; !acquired; {
+		select {
+		case e := <-events:
+			acquired = e.Kind == ownership.Acquired && e.Claim.Epoch == e2
+		case <-time.After(5 * time.Second):
+			t.Fatal("n2's watcher got no Acquired")
+		}
+	}
+	// Sticky: n1 restarts with its data and n2 keeps the resource.
+	c.Start("n1")
+	time.Sleep(3 * c.Node("n2").Config().ReassignDelay)
+	if owner, e3, _ := c.Holder("vip/a"); owner != "n2" || e3 != e2 {
+		t.Fatalf("sticky resource moved to %s at %d", owner, e3)
+	}
+}
+
+func TestPreferredReturnsAfterHoldDown(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three,
+		Tune: func(cfg *raftowner.Config) { cfg.HoldDown = 500 * time.Millisecond }})
+	c.Ensure(ownership.Spec{Name: "vip/p", Candidates: []cluster.NodeID{"n1", "n2"}, Policy: ownership.Preferred})
+	c.WaitHolder("vip/p", wait, func(id cluster.NodeID) bool { return id == "n1" })
+	c.Kill("n1")
+	_, e2 := c.WaitHolder("vip/p", wait, func(id cluster.NodeID) bool { return id == "n2" })
+	c.Start("n1")
+	_, e3 := c.WaitHolder("vip/p", wait, func(id cluster.NodeID) bool { return id == "n1" })
+	if e3 <= e2 {
+		t.Fatalf("epoch did not grow: %d then %d", e2, e3)
+	}
+}
+
+func TestBlackholedOwnerReleasesWithinLease(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three})
+	c.Ensure(ownership.Spec{Name: "vip/i", Candidates: []cluster.NodeID{"n3", "n2", "n1"}})
+	c.WaitHolder("vip/i", wait, func(id cluster.NodeID) bool { return id == "n3" })
+	n3 := c.Node("n3")
+	lost := make(chan time.Time, 1)
+	stop := n3.Watch("vip/i", func(e ownership.Event) {
+		if e.Kind == ownership.Lost {
+			lost <- time.Now()
+		}
+	})
+	defer stop()
+	cut := time.Now()
+	c.Isolate("n3")
+	var lostAt time.Time
+	select {
+	case lostAt = <-lost:
+	case <-time.After(wait):
+		t.Fatal("n3 never got Lost")
+	}
+	newOwner, _ := c.WaitHolder("vip/i", wait, func(id cluster.NodeID) bool { return id != "n3" })
+	takeover := time.Now()
+	cfg := n3.Config()
+	// Not a speed assertion: the order is the safety property.
+	if !lostAt.Before(takeover) {
+		t.Fatalf("n3 lost the resource at %v, after %s took it at %v", lostAt, newOwner, takeover)
+	}
+	t.Logf("blackholed owner: Lost %v after the cut (lease %v), %s holds after %v",
+		lostAt.Sub(cut).Round(time.Millisecond), cfg.Lease, newOwner, takeover.Sub(cut).Round(time.Millisecond))
+}
+
+// A one-way cut from the owner to the leader: the owner still hears the
+// leader (heartbeats, log entries) but its renewals never arrive. It must
+// stop, and someone else must take over.
+func TestOneWayCutOwnerStops(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three})
+	ownershiptest.WaitFor(t, wait, "a leader", func() bool { return c.Leader() != "" })
+	leader := c.Leader()
+	var owner cluster.NodeID
+	for _, id := range three {
+		if id != leader {
+			owner = id
+			break
+		}
+	}
+	c.Ensure(ownership.Spec{Name: "vip/o", Candidates: []cluster.NodeID{owner, leader}})
+	c.WaitHolder("vip/o", wait, func(id cluster.NodeID) bool { return id == owner })
+	h := ownershiptest.NewHistory()
+	a := ownershiptest.StartActors(c, h, []string{"vip/o"}, 0, 1)
+	defer a.Stop()
+	c.Net.Cut(string(owner), string(leader))
+	ownershiptest.WaitFor(t, wait, "the owner to stop", func() bool { _, ok := c.Node(owner).Held("vip/o"); return !ok })
+	c.WaitHolder("vip/o", wait, func(id cluster.NodeID) bool { return id != owner })
+	a.Stop()
+	if v := h.Violations(); len(v) > 0 {
+		t.Fatalf("overlapping owners: %v", v)
+	}
+}
+
+func TestShutdownHandsOver(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three})
+	c.Ensure(ownership.Spec{Name: "vip/s", Candidates: three})
+	c.WaitHolder("vip/s", wait, func(id cluster.NodeID) bool { return id == "n1" })
+	h := ownershiptest.NewHistory()
+	a := ownershiptest.StartActors(c, h, []string{"vip/s"}, 0, 1)
+	defer a.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	start := time.Now()
+	if err := c.Stop(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	c.WaitHolder("vip/s", wait, func(id cluster.NodeID) bool { return id == "n2" })
+	a.Stop()
+	if v := h.Violations(); len(v) > 0 {
+		t.Fatalf("overlapping owners: %v", v)
+	}
+	t.Logf("graceful handover: Shutdown returned after %v", took.Round(time.Millisecond))
+}
+
+func TestLeaderShutdownTransfersLeadership(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three})
+	ownershiptest.WaitFor(t, wait, "a leader", func() bool { return c.Leader() != "" })
+	leader := c.Leader()
+	c.Ensure(ownership.Spec{Name: "vip/l", Candidates: []cluster.NodeID{leader}})
+	c.WaitHolder("vip/l", wait, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := c.Stop(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	ownershiptest.WaitFor(t, wait, "a new leader", func() bool { l := c.Leader(); return l != "" && l != leader })
+	// vip/l lists only the stopped node: nobody else may take it.
+	if id, _, n := c.Holder("vip/l"); n != 0 {
+		t.Fatalf("%s holds a resource whose only candidate left", id)
+	}
+}
+
+func TestArbiterPair(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	ids := []cluster.NodeID{"sip1", "sip2", "arb"}
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: ids, Roles: map[cluster.NodeID]raftowner.Role{"arb": raftowner.RoleArbiter}})
+	res := []string{"vip/1", "node/sip1", "node/sip2"}
+	c.Ensure(ownership.Spec{Name: res[0]})
+	c.Ensure(ownership.Spec{Name: res[1], Candidates: []cluster.NodeID{"sip1", "sip2"}})
+	c.Ensure(ownership.Spec{Name: res[2], Candidates: []cluster.NodeID{"sip2", "sip1"}})
+	for _, r := range res {
+		c.WaitHolder(r, wait, func(id cluster.NodeID) bool { return id != "arb" })
+	}
+	// Kill the arbiter: nothing changes hands.
+	before := map[string]ownership.Epoch{}
+	for _, r := range res {
+		_, before[r], _ = c.Holder(r)
+	}
+	c.Kill("arb")
+	time.Sleep(3 * c.Node("sip1").Config().ReassignDelay)
+	for _, r := range res {
+		if _, e, n := c.Holder(r); n != 1 || e != before[r] {
+			t.Fatalf("%s changed hands when the arbiter died: epoch %d→%d, holders %d", r, before[r], e, n)
+		}
+	}
+	c.Start("arb")
+	// Isolate sip1: it lets go; sip2 then holds everything.
+	c.Isolate("sip1")
+	ownershiptest.WaitFor(t, wait, "sip1 to let go", func() bool {
+		for _, r := range res {
+			if _, ok := c.Node("sip1").Held(r); ok {
+				return false
+			}
+		}
+		return true
+	})
+	for _, r := range res {
+		c.WaitHolder(r, wait, func(id cluster.NodeID) bool { return id == "sip2" })
+	}
+	// Heal, then kill sip2: sip1 takes everything.
+	c.Net.Heal()
+	c.Kill("sip2")
+	for _, r := range res {
+		c.WaitHolder(r, wait, func(id cluster.NodeID) bool { return id == "sip1" })
+	}
+}
+
+// TestCheckerCatchesBrokenAssumption breaks the clock assumption on purpose
+// (n1's clock runs at 0.3× true time, far outside ε = 1%, so its 150 ms
+// lease lasts 500 ms of true time while the leader waits only about 200 ms)
+// and expects the history to report overlapping owners: evidence that the
+// checker can fail.
+func TestCheckerCatchesBrokenAssumption(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three})
+	leader := c.Leader()
+	var owner cluster.NodeID
+	var cands []cluster.NodeID
+	for _, id := range three {
+		if id != leader && owner == "" {
+			owner = id
+			cands = append([]cluster.NodeID{id}, cands...)
+		} else {
+			cands = append(cands, id)
+		}
+	}
+	c.Ensure(ownership.Spec{Name: "vip/u", Candidates: cands})
+	c.WaitHolder("vip/u", wait, func(id cluster.NodeID) bool { return id == owner })
+	h := ownershiptest.NewHistory()
+	a := ownershiptest.StartActors(c, h, []string{"vip/u"}, 0, 1)
+	defer a.Stop()
+	c.Net.Host(string(owner)).SetClock(0, 0.3)
+	c.Isolate(owner)
+	ownershiptest.WaitFor(t, wait, "another node to hold", func() bool {
+		id, _, n := c.Holder("vip/u")
+		return n > 0 && id != owner
+	})
+	time.Sleep(100 * time.Millisecond)
+	a.Stop()
+	if v := h.Violations(); len(v) == 0 {
+		t.Fatal("a clock 70% slow produced no overlap: the checker is blind")
+	} else {
+		t.Logf("expected violation: %s", v[0])
+	}
+}

@@ -1,0 +1,312 @@
+package raftowner
+
+import (
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/sipha/sipha/cluster"
+)
+
+// renewal is a lease renewal waiting for the leader.
+type renewal struct {
+	from cluster.NodeID
+	msg  message
+}
+
+// submitRenewal queues a renewal for the leader loop; a full queue drops it
+// (the renewer tries again in Lease/4).
+func (n *Node) submitRenewal(r renewal) {
+	select {
+	case n.renewCh <- r:
+	default:
+	}
+}
+
+// peerState is what the leader knows of one node, from the renewals it
+// acknowledged during its term.
+type peerState struct {
+	lastAck  time.Time // when this leader last acknowledged a renewal
+	since    time.Time // start of the current run of eligible renewals
+	eligible bool      // the last renewal said healthy and not draining
+	draining bool
+	applied  uint64 // applied index the node reported
+}
+
+// leaderState lives in the leader loop only.
+type leaderState struct {
+	n        *Node
+	term     uint64
+	elected  time.Time
+	peers    map[cluster.NodeID]*peerState
+	proposed map[string]proposal // assignments in flight
+}
+
+type proposal struct {
+	epoch uint64
+	at    time.Time
+}
+
+func (ls *leaderState) eligible(id cluster.NodeID) bool {
+	p := ls.peers[id]
+	return p != nil && p.eligible && ls.n.cfg.Now().Sub(p.lastAck) < ls.n.cfg.Lease
+}
+
+func (ls *leaderState) eligibleSince(id cluster.NodeID) time.Time {
+	if p := ls.peers[id]; p != nil {
+		return p.since
+	}
+	return ls.n.cfg.Now()
+}
+
+// dead reports whether id's lease has surely run out: ReassignDelay has
+// passed since the later of this leader's election and its last
+// acknowledgement to id. Any earlier leader's acknowledgements were sent
+// before this leader's election, so they are covered too.
+func (ls *leaderState) dead(id cluster.NodeID) bool {
+	from := ls.elected
+	if p := ls.peers[id]; p != nil && p.lastAck.After(from) {
+		from = p.lastAck
+	}
+	return ls.n.cfg.Now().Sub(from) >= ls.n.cfg.ReassignDelay
+}
+
+// alive: acknowledged within one lease.
+func (ls *leaderState) alive(id cluster.NodeID) bool {
+	p := ls.peers[id]
+	return p != nil && ls.n.cfg.Now().Sub(p.lastAck) < ls.n.cfg.Lease
+}
+
+// betterUnknown reports whether a candidate ranked above to has neither
+// renewed with this leader nor been silent for ReassignDelay: right after an
+// election the leader has not heard everyone yet, and an unowned resource
+// should wait briefly for its primary rather than land on a standby.
+// The listed candidates count even before they registered as members.
+func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) bool {
+	cands := r.Candidates
+	if len(cands) == 0 {
+		cands = s.ownerCandidates(r)
+	}
+	for _, c := range cands {
+		if c == to {
+			return false
+		}
+		if m, ok := s.members[c]; ok && m.Role == RoleArbiter {
+			continue
+		}
+		if !ls.alive(c) && !ls.dead(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// yieldLeadership hands Raft leadership from an arbiter to another voter.
+// Owners' leases ride on the leader: while a SIP node leads, the arbiter's
+// death costs nobody a lease, and the arbiter stays the lightweight box it
+// is meant to be. If no other voter can take over, it stays leader.
+func (n *Node) yieldLeadership() {
+	select {
+	case <-n.quit:
+		return
+	case <-time.After(n.cfg.HeartbeatTimeout):
+	}
+	if n.raft.State() == raft.Leader && n.otherVoters() > 0 {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.cfg.Logger.Debug("raftowner: arbiter could not hand leadership on", "err", err)
+		}
+	}
+}
+
+func (n *Node) newLeaderState() *leaderState {
+	return &leaderState{n: n, term: n.raft.CurrentTerm(), elected: n.cfg.Now(),
+		peers: map[cluster.NodeID]*peerState{}, proposed: map[string]proposal{}}
+}
+
+// sameTerm drops leader state from an earlier term. Raft's LeaderCh keeps
+// only the latest value, so a lost-and-regained leadership can arrive as a
+// single "true"; the term tells. A new term's state starts its clock now,
+// which is after that term's election, as dead() requires.
+func (n *Node) sameTerm(ls *leaderState) *leaderState {
+	if ls == nil || n.raft.CurrentTerm() == ls.term {
+		return ls
+	}
+	if n.raft.State() == raft.Leader {
+		return n.newLeaderState()
+	}
+	return nil
+}
+
+type verified struct {
+	batch []renewal
+	err   error
+}
+
+// leaderLoop follows raft leadership. While leader it acknowledges lease
+// renewals and reassigns resources.
+func (n *Node) leaderLoop() {
+	leaderCh := n.raft.LeaderCh()
+	var ls *leaderState
+	var batch []renewal
+	verifying := false
+	done := make(chan verified, 1)
+	tick := time.NewTicker(n.cfg.Lease / 4)
+	defer tick.Stop()
+
+	startVerify := func() {
+		if verifying || len(batch) == 0 {
+			return
+		}
+		b := batch
+		batch = nil
+		verifying = true
+		f := n.raft.VerifyLeader()
+		n.goFunc(func() {
+			// VerifyLeader started after every renewal of b arrived; when
+			// it succeeds a quorum still followed this leader after they
+			// were sent, so no newer leader can have been elected before.
+			done <- verified{batch: b, err: f.Error()}
+		})
+	}
+	for {
+		select {
+		case <-n.quit:
+			if verifying {
+				<-done // raft shutdown fails the future
+			}
+			return
+		case isLeader := <-leaderCh:
+			ls = nil
+			if isLeader {
+				ls = n.newLeaderState()
+				if n.cfg.Role == RoleArbiter {
+					n.goFunc(n.yieldLeadership)
+				}
+			} else {
+				batch = nil
+			}
+		case r := <-n.renewCh:
+			if ls = n.sameTerm(ls); ls == nil {
+				continue
+			}
+			batch = append(batch, r)
+			startVerify()
+		case v := <-done:
+			verifying = false
+			if ls = n.sameTerm(ls); ls != nil && v.err == nil {
+				n.ackBatch(ls, v.batch)
+			}
+			startVerify()
+		case <-tick.C:
+			if ls = n.sameTerm(ls); ls != nil {
+				n.reassign(ls)
+			}
+		case <-n.leaderKck:
+			if ls = n.sameTerm(ls); ls != nil {
+				n.reassign(ls)
+			}
+		}
+	}
+}
+
+// ackBatch acknowledges verified renewals. The index each ack carries is the
+// leader's last log index: the renewer counts the lease only after applying
+// that far, so it sees every owner change committed before the ack.
+func (n *Node) ackBatch(ls *leaderState, batch []renewal) {
+	now := n.cfg.Now()
+	index := n.ackIndex()
+	changed := false
+	for _, r := range batch {
+		p := ls.peers[r.from]
+		if p == nil {
+			p = &peerState{}
+			ls.peers[r.from] = p
+		}
+		elig := r.msg.Flags&flagHealthy != 0 && r.msg.Flags&flagDraining == 0
+		if elig && (!p.eligible || now.Sub(p.lastAck) >= n.cfg.Lease) {
+			p.since = now
+		}
+		changed = changed || elig != p.eligible || p.draining != (r.msg.Flags&flagDraining != 0)
+		p.eligible, p.draining = elig, r.msg.Flags&flagDraining != 0
+		p.lastAck = now
+		p.applied = max(p.applied, r.msg.Index)
+		ack := message{Kind: msgAck, Seq: r.msg.Seq, Index: index}
+		if r.from == n.cfg.ID {
+			n.handleAck(ack)
+			continue
+		}
+		_ = n.tr.Send(r.from, cluster.ChannelOwnership, ack.encode())
+	}
+	if changed {
+		n.reassign(ls)
+	}
+}
+
+// ackIndex is the index of the last command in the leader's log. Every
+// committed command is in a leader's log (Raft's leader completeness), so a
+// renewer that has applied this far has seen every committed owner change.
+// No-op and configuration entries never reach the FSM and are skipped, or
+// a renewer's applied index could never reach a trailing no-op.
+func (n *Node) ackIndex() uint64 {
+	first, err := n.logs.FirstIndex()
+	if err != nil {
+		return n.raft.LastIndex()
+	}
+	for idx := n.raft.LastIndex(); idx >= first && idx > 0; idx-- {
+		var l raft.Log
+		if err := n.logs.GetLog(idx, &l); err != nil {
+			break
+		}
+		if l.Type == raft.LogCommand {
+			return idx
+		}
+	}
+	// Everything before the log's first entry is in a snapshot, which only
+	// holds what this node's FSM applied.
+	return n.fsm.applied.Load()
+}
+
+// reassign proposes the owner changes the policies call for. Every
+// proposal is a compare-and-set on (owner, epoch), so a stale decision
+// commits as a no-op.
+func (n *Node) reassign(ls *leaderState) {
+	now := n.cfg.Now()
+	var cmds []command
+	n.fsm.view(func(s *state) {
+		for _, r := range s.sortedResources() {
+			if p, ok := ls.proposed[r.Name]; ok && p.epoch == r.Epoch && now.Sub(p.at) < n.cfg.Lease {
+				continue
+			}
+			to := desired(s, r, ls, now, n.cfg.HoldDown)
+			var c *command
+			switch {
+			case r.Owner == "":
+				if r.ReleasedBy != "" && !ls.dead(r.ReleasedBy) {
+					if p := ls.peers[r.ReleasedBy]; p == nil || p.applied < r.ReleaseIndex {
+						continue // the old owner may still be acting
+					}
+				}
+				if to != "" && !ls.betterUnknown(s, r, to) {
+					c = &command{Kind: cmdAssign, Name: r.Name, FromEpoch: r.Epoch, To: to}
+				}
+			case ls.dead(r.Owner):
+				if to != r.Owner {
+					c = &command{Kind: cmdAssign, Name: r.Name, From: r.Owner, FromEpoch: r.Epoch, To: to}
+				}
+			case to != r.Owner && ls.alive(r.Owner) && (to != "" || ls.peers[r.Owner].draining):
+				// A live owner gives the resource up first; the new owner
+				// gets it once the old one has applied the release.
+				c = &command{Kind: cmdAssign, Name: r.Name, From: r.Owner, FromEpoch: r.Epoch}
+			}
+			if c != nil {
+				cmds = append(cmds, *c)
+				ls.proposed[r.Name] = proposal{epoch: r.Epoch, at: now}
+			}
+		}
+	})
+	for _, c := range cmds {
+		// Not waited for: the FSM callback kicks the next round, and a
+		// failed proposal is retried after a lease.
+		n.raft.Apply(c.encode(), n.cfg.Lease)
+	}
+}

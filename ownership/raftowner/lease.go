@@ -1,0 +1,211 @@
+package raftowner
+
+import (
+	"slices"
+	"time"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/ownership"
+)
+
+// leaseState is the owner side of the node lease. All readings come from
+// cfg.Now on this node, so only this clock's rate matters (ε).
+type leaseState struct {
+	seq  uint64
+	sent map[uint64]time.Time // send time of each outstanding renewal
+	// cur is the latest acknowledged lease whose index this replica has
+	// applied; next is a later one still waiting for the replica to catch
+	// up. cur stays good until it expires even while next waits: the
+	// leader promised not to reassign for ReassignDelay after acking it.
+	cur, next grant
+}
+
+type grant struct {
+	expiry time.Time
+	index  uint64
+}
+
+func (n *Node) applied() uint64 { return n.fsm.applied.Load() }
+
+// leaseValidLocked reports whether this node may act as owner now.
+func (n *Node) leaseValidLocked() bool {
+	n.promoteLocked()
+	return n.cfg.Now().Before(n.lease.cur.expiry)
+}
+
+// promoteLocked makes the waiting grant current once its index is applied.
+func (n *Node) promoteLocked() {
+	if nx := n.lease.next; nx.index != 0 && n.applied() >= nx.index {
+		if nx.expiry.After(n.lease.cur.expiry) {
+			n.lease.cur = nx
+		}
+		n.lease.next = grant{}
+	}
+}
+
+// renewLoop sends a renewal to the leader every Lease/4.
+func (n *Node) renewLoop() {
+	t := time.NewTicker(n.cfg.Lease / 4)
+	defer t.Stop()
+	for {
+		n.renew()
+		select {
+		case <-n.quit:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) renew() {
+	_, leader := n.raft.LeaderWithID()
+	if leader == "" {
+		return
+	}
+	n.mu.Lock()
+	n.lease.seq++
+	seq := n.lease.seq
+	now := n.cfg.Now()
+	n.lease.sent[seq] = now
+	// Forget renewals too old to extend anything.
+	for s, at := range n.lease.sent {
+		if now.Sub(at) > n.cfg.Lease {
+			delete(n.lease.sent, s)
+		}
+	}
+	var flags uint8
+	if !n.unhealthy {
+		flags |= flagHealthy
+	}
+	if n.draining {
+		flags |= flagDraining
+	}
+	n.mu.Unlock()
+	m := message{Kind: msgRenew, Seq: seq, Index: n.applied(), Flags: flags}
+	if cluster.NodeID(leader) == n.cfg.ID {
+		n.submitRenewal(renewal{from: n.cfg.ID, msg: m})
+		return
+	}
+	_ = n.tr.Send(cluster.NodeID(leader), cluster.ChannelOwnership, m.encode())
+}
+
+// handleAck extends the lease from the send time of the acknowledged
+// renewal, which is earlier than anything the leader measured: the
+// owner's view of its lease always ends first.
+func (n *Node) handleAck(m message) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	at, ok := n.lease.sent[m.Seq]
+	if !ok || n.closed {
+		return
+	}
+	delete(n.lease.sent, m.Seq)
+	g := grant{expiry: at.Add(n.cfg.Lease), index: m.Index}
+	if g.expiry.After(n.lease.next.expiry) {
+		n.lease.next = g
+	}
+	n.evalLocked()
+	n.kickEval()
+}
+
+func (n *Node) kickEval() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// evalLoop re-evaluates what this node holds when kicked and often enough
+// to fire Lost promptly when the lease runs out (the timer runs on the
+// real clock, cfg.Now may run at another rate, so it also polls).
+func (n *Node) evalLoop() {
+	t := time.NewTimer(n.cfg.Lease / 8)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.quit:
+			return
+		case <-n.kick:
+		case <-t.C:
+		}
+		n.mu.Lock()
+		wait := n.evalLocked()
+		n.mu.Unlock()
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(wait)
+	}
+}
+
+// evalLocked compares what this node holds now with what it announced and
+// publishes Lost, then the given Moved events, then Acquired. It returns how
+// soon to look again.
+func (n *Node) evalLocked(moved ...ownership.Event) time.Duration {
+	now := n.cfg.Now()
+	valid := !n.closed && n.leaseValidLocked()
+	held := map[string]ownership.Epoch{}
+	if valid {
+		n.fsm.view(func(s *state) {
+			for name, r := range s.resources {
+				if r.Owner == n.cfg.ID {
+					held[name] = ownership.Epoch(r.Epoch)
+				}
+			}
+		})
+	}
+	var evs []ownership.Event
+	for _, name := range sortedKeys(n.announced) {
+		if e := n.announced[name]; held[name] != e {
+			evs = append(evs, ownership.Event{Resource: name, Kind: ownership.Lost, Claim: ownership.Claim{Node: n.cfg.ID, Epoch: e}})
+			delete(n.announced, name)
+		}
+	}
+	evs = append(evs, moved...)
+	for _, name := range sortedKeys(held) {
+		if _, ok := n.announced[name]; !ok {
+			n.announced[name] = held[name]
+			evs = append(evs, ownership.Event{Resource: name, Kind: ownership.Acquired, Claim: ownership.Claim{Node: n.cfg.ID, Epoch: held[name]}})
+		}
+	}
+	n.hub.Publish(evs...)
+	wait := n.cfg.Lease / 8
+	if len(n.announced) > 0 {
+		if left := n.lease.cur.expiry.Sub(now); left < wait {
+			wait = max(left, time.Millisecond)
+		}
+	}
+	return wait
+}
+
+// onChange is the FSM's callback: it publishes Moved for each owner change
+// and re-evaluates what this node holds, in order, under n.mu, so every
+// watcher sees Lost before the Moved that hands the resource on.
+func (n *Node) onChange(changes []change, _ uint64) {
+	n.mu.Lock()
+	var moved []ownership.Event
+	for _, c := range changes {
+		moved = append(moved, ownership.Event{Resource: c.Name, Kind: ownership.Moved, Removed: c.Removed,
+			Claim: ownership.Claim{Node: c.New, Epoch: ownership.Epoch(c.Epoch)}})
+	}
+	n.evalLocked(moved...)
+	n.mu.Unlock()
+	select {
+	case n.leaderKck <- struct{}{}:
+	default:
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func containsID(ids []cluster.NodeID, id cluster.NodeID) bool { return slices.Contains(ids, id) }

@@ -1,0 +1,5 @@
+//go:build !soak
+
+package raftowner_test
+
+const soakMinRounds = 0

@@ -1,0 +1,121 @@
+package raftowner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/sipha/sipha/cluster"
+)
+
+// Shutdown hands this node's duties on, then closes it: it stops taking
+// resources and asks the leader to move the ones it holds (each is
+// released first, so the next owner starts only after this node stopped),
+// waits until it holds none, hands Raft leadership to another voter if it
+// leads, and closes. When ctx ends first it closes anyway and returns the
+// context's error; the leader then reassigns after ReassignDelay.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	n.draining = true
+	n.mu.Unlock()
+	var err error
+	for err == nil && n.ownsAny() {
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("raftowner: shutdown: %w", ctx.Err())
+		case <-n.quit:
+			return errClosed
+		case <-time.After(n.cfg.Lease / 8):
+		}
+	}
+	if err == nil && n.raft.State() == raft.Leader && n.otherVoters() > 0 {
+		if terr := n.raft.LeadershipTransfer().Error(); terr != nil {
+			n.cfg.Logger.Warn("raftowner: leadership transfer failed", "err", terr)
+		}
+	}
+	if cerr := n.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ownsAny reports whether the table still names this node as an owner.
+func (n *Node) ownsAny() bool {
+	owns := false
+	n.fsm.view(func(s *state) {
+		for _, r := range s.resources {
+			if r.Owner == n.cfg.ID {
+				owns = true
+				return
+			}
+		}
+	})
+	return owns
+}
+
+func (n *Node) otherVoters() int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	c := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter && s.ID != raft.ServerID(n.cfg.ID) {
+			c++
+		}
+	}
+	return c
+}
+
+// joinLoop asks the nodes in JoinVia to add this node to Raft until it
+// appears in the configuration.
+func (n *Node) joinLoop() {
+	m := message{Kind: msgRequest, Op: opAddVoter, Voter: n.cfg.Role != RoleSpare,
+		Member: Member{ID: n.cfg.ID, Addr: n.cfg.Addr, Role: n.cfg.Role}}
+	for i := 0; ; i++ {
+		if n.inConfiguration() {
+			return
+		}
+		via := n.cfg.JoinVia[i%len(n.cfg.JoinVia)]
+		ctx, cancel := context.WithTimeout(n.ctx, 4*n.cfg.ElectionTimeout)
+		err := n.call(ctx, via, m)
+		cancel()
+		if err == nil {
+			return
+		}
+		n.cfg.Logger.Debug("raftowner: join", "via", via, "err", err)
+		select {
+		case <-n.quit:
+			return
+		case <-time.After(n.cfg.HeartbeatTimeout):
+		}
+	}
+}
+
+func (n *Node) inConfiguration() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(n.cfg.ID) {
+			return true
+		}
+	}
+	return false
+}
+
+// Leave removes node id from the cluster for good (Raft configuration and
+// membership); its resources go to their standbys after ReassignDelay. Use
+// it to retire a dead node before adding its replacement.
+func (n *Node) Leave(ctx context.Context, id cluster.NodeID) error {
+	return n.request(ctx, message{Op: opRemove, Member: Member{ID: id}})
+}
+
+// AddNode adds a node to Raft through the leader: as a voter, or as a
+// non-voter when voter is false.
+func (n *Node) AddNode(ctx context.Context, id cluster.NodeID, addr string, voter bool) error {
+	return n.request(ctx, message{Op: opAddVoter, Voter: voter, Member: Member{ID: id, Addr: addr}})
+}

@@ -1,0 +1,228 @@
+package raftowner
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/ownership"
+)
+
+// Role is what a member node does for ownership.
+type Role uint8
+
+const (
+	// RoleNode may own resources.
+	RoleNode Role = iota
+	// RoleSpare owns a resource only when none of its listed candidates
+	// can: spares follow every candidate list (N+1 / N+M spares).
+	RoleSpare
+	// RoleArbiter votes in Raft and owns nothing.
+	RoleArbiter
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleNode:
+		return "node"
+	case RoleSpare:
+		return "spare"
+	case RoleArbiter:
+		return "arbiter"
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// Member is a node of the committed membership.
+type Member struct {
+	ID   cluster.NodeID
+	Addr string
+	Role Role
+}
+
+// resource is one row of the ownership table.
+type resource struct {
+	Name       string
+	Candidates []cluster.NodeID
+	Policy     ownership.Policy
+	HoldDown   time.Duration
+	Owner      cluster.NodeID // "" when unowned
+	Epoch      uint64         // epoch of the latest change of Owner
+	// ReleasedBy is the node that gave the resource up (Owner == ""): the
+	// leader hands it on only after that node has applied the release
+	// (ReleaseIndex) or has gone a reassignment delay without a lease.
+	ReleasedBy   cluster.NodeID
+	ReleaseIndex uint64
+}
+
+func (r *resource) clone() *resource {
+	c := *r
+	c.Candidates = slices.Clone(r.Candidates)
+	return &c
+}
+
+// state is the replicated state: membership and the ownership table.
+type state struct {
+	epoch     uint64 // last epoch handed out; grows at every owner change
+	members   map[cluster.NodeID]Member
+	resources map[string]*resource
+}
+
+func newState() *state {
+	return &state{members: map[cluster.NodeID]Member{}, resources: map[string]*resource{}}
+}
+
+// ownerCandidates is the ordered list of nodes that may own r: its
+// candidates (or every RoleNode member when it lists none), then the spares,
+// leaving out arbiters and nodes that are not members.
+func (s *state) ownerCandidates(r *resource) []cluster.NodeID {
+	var out []cluster.NodeID
+	seen := map[cluster.NodeID]bool{}
+	add := func(id cluster.NodeID) {
+		m, ok := s.members[id]
+		if !ok || m.Role == RoleArbiter || seen[id] {
+			return
+		}
+		seen[id] = true
+		out = append(out, id)
+	}
+	if len(r.Candidates) > 0 {
+		for _, c := range r.Candidates {
+			add(c)
+		}
+	} else {
+		for _, id := range s.memberIDs(RoleNode) {
+			add(id)
+		}
+	}
+	for _, id := range s.memberIDs(RoleSpare) {
+		add(id)
+	}
+	return out
+}
+
+// memberIDs lists the members of one role, sorted.
+func (s *state) memberIDs(role Role) []cluster.NodeID {
+	var ids []cluster.NodeID
+	for id, m := range s.members {
+		if m.Role == role {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (s *state) sortedResources() []*resource {
+	rs := make([]*resource, 0, len(s.resources))
+	for _, r := range s.resources {
+		rs = append(rs, r)
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Name < rs[j].Name })
+	return rs
+}
+
+func (s *state) sortedMembers() []Member {
+	ms := make([]Member, 0, len(s.members))
+	for _, m := range s.members {
+		ms = append(ms, m)
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
+	return ms
+}
+
+// encode writes the whole state with the index of the last command it
+// reflects (the snapshot format).
+func (s *state) encode(applied uint64) []byte {
+	w := &writer{}
+	w.byte1(codecVersion)
+	w.uvarint(applied)
+	w.uvarint(s.epoch)
+	ms := s.sortedMembers()
+	w.uvarint(uint64(len(ms)))
+	for _, m := range ms {
+		encodeMember(w, m)
+	}
+	rs := s.sortedResources()
+	w.uvarint(uint64(len(rs)))
+	for _, r := range rs {
+		encodeResource(w, r)
+	}
+	return w.b
+}
+
+func decodeState(b []byte) (*state, uint64, error) {
+	r := &reader{b: b}
+	r.version()
+	applied := r.uvarint()
+	s := newState()
+	s.epoch = r.uvarint()
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		m := decodeMember(r)
+		s.members[m.ID] = m
+	}
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		res := decodeResource(r)
+		if r.err == nil && res.Epoch > s.epoch {
+			r.fail(fmt.Errorf("resource %q epoch %d above counter %d", res.Name, res.Epoch, s.epoch))
+		}
+		s.resources[res.Name] = res
+	}
+	if err := r.done(); err != nil {
+		return nil, 0, fmt.Errorf("raftowner: decode snapshot: %w", err)
+	}
+	return s, applied, nil
+}
+
+func encodeMember(w *writer, m Member) {
+	w.str(string(m.ID))
+	w.str(m.Addr)
+	w.byte1(byte(m.Role))
+}
+
+func decodeMember(r *reader) Member {
+	m := Member{ID: cluster.NodeID(r.str()), Addr: r.str(), Role: Role(r.byte1())}
+	if r.err == nil && (m.ID == "" || m.Role > RoleArbiter) {
+		r.fail(fmt.Errorf("bad member %q role %d", m.ID, m.Role))
+	}
+	return m
+}
+
+func encodeResource(w *writer, res *resource) {
+	w.str(res.Name)
+	w.uvarint(uint64(len(res.Candidates)))
+	for _, c := range res.Candidates {
+		w.str(string(c))
+	}
+	w.byte1(byte(res.Policy))
+	w.varint(int64(res.HoldDown))
+	w.str(string(res.Owner))
+	w.uvarint(res.Epoch)
+	w.str(string(res.ReleasedBy))
+	w.uvarint(res.ReleaseIndex)
+}
+
+func decodeResource(r *reader) *resource {
+	res := &resource{Name: r.str()}
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		res.Candidates = append(res.Candidates, cluster.NodeID(r.str()))
+	}
+	res.Policy = ownership.Policy(r.byte1())
+	res.HoldDown = time.Duration(r.varint())
+	res.Owner = cluster.NodeID(r.str())
+	res.Epoch = r.uvarint()
+	res.ReleasedBy = cluster.NodeID(r.str())
+	res.ReleaseIndex = r.uvarint()
+	if r.err == nil {
+		spec := ownership.Spec{Name: res.Name, Candidates: res.Candidates, Policy: res.Policy, HoldDown: res.HoldDown}
+		if spec.Policy == ownership.Placed {
+			spec.Place = func(string, []cluster.NodeID) []cluster.NodeID { return nil }
+		}
+		if err := spec.Validate(); err != nil {
+			r.fail(err)
+		}
+	}
+	return res
+}
