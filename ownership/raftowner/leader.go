@@ -112,7 +112,7 @@ func (n *Node) yieldLeadership() {
 	case <-time.After(n.cfg.HeartbeatTimeout):
 	}
 	if n.raft.State() == raft.Leader && n.otherVoters() > 0 {
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		if err := n.await(n.raft.LeadershipTransfer()); err != nil {
 			n.cfg.Logger.Debug("raftowner: arbiter could not hand leadership on", "err", err)
 		}
 	}
@@ -165,7 +165,7 @@ func (n *Node) leaderLoop() {
 			// VerifyLeader started after every renewal of b arrived; when
 			// it succeeds a quorum still followed this leader after they
 			// were sent, so no newer leader can have been elected before.
-			done <- verified{batch: b, err: f.Error()}
+			done <- verified{batch: b, err: n.await(f)}
 		})
 	}
 	for {

@@ -31,7 +31,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	if err == nil && n.raft.State() == raft.Leader && n.otherVoters() > 0 {
-		if terr := n.raft.LeadershipTransfer().Error(); terr != nil {
+		if terr := n.await(n.raft.LeadershipTransfer()); terr != nil {
 			n.cfg.Logger.Warn("raftowner: leadership transfer failed", "err", terr)
 		}
 	}
@@ -57,7 +57,7 @@ func (n *Node) ownsAny() bool {
 
 func (n *Node) otherVoters() int {
 	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
+	if n.await(f) != nil {
 		return 0
 	}
 	c := 0
@@ -96,7 +96,7 @@ func (n *Node) joinLoop() {
 
 func (n *Node) inConfiguration() bool {
 	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
+	if n.await(f) != nil {
 		return false
 	}
 	for _, s := range f.Configuration().Servers {

@@ -76,7 +76,7 @@ func (n *Node) execute(m message) error {
 			return err
 		}
 		f := n.raft.Apply(m.Data, timeout)
-		if err := f.Error(); err != nil {
+		if err := n.await(f); err != nil {
 			return err
 		}
 		if res, ok := f.Response().(applyResult); ok && res.Err != nil {
@@ -90,12 +90,12 @@ func (n *Node) execute(m message) error {
 		} else {
 			f = n.raft.AddNonvoter(raft.ServerID(m.Member.ID), raft.ServerAddress(m.Member.Addr), 0, timeout)
 		}
-		return f.Error()
+		return n.await(f)
 	case opRemove:
-		if err := n.raft.RemoveServer(raft.ServerID(m.Member.ID), 0, timeout).Error(); err != nil {
+		if err := n.await(n.raft.RemoveServer(raft.ServerID(m.Member.ID), 0, timeout)); err != nil {
 			return err
 		}
-		return n.raft.Apply(command{Kind: cmdForget, Member: Member{ID: m.Member.ID}}.encode(), timeout).Error()
+		return n.await(n.raft.Apply(command{Kind: cmdForget, Member: Member{ID: m.Member.ID}}.encode(), timeout))
 	case opNoop:
 		return nil
 	}
@@ -254,7 +254,7 @@ func (n *Node) syncPeers() {
 		return
 	}
 	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
+	if n.await(f) != nil {
 		return
 	}
 	for _, s := range f.Configuration().Servers {
