@@ -102,7 +102,6 @@ func (c *testCluster) Start(id cluster.NodeID) {
 	c.startTracker(id)
 }
 
-
 func (c *testCluster) startOwner(id cluster.NodeID) {
 	c.t.Helper()
 	c.Net.Restart(string(id))
