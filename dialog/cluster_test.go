@@ -31,6 +31,8 @@ type testCluster struct {
 	hooks  *hookLog
 
 	why string // what the last failed wait saw
+	// underflows sums Stats().Underflows of stopped incarnations.
+	underflows uint64
 
 	mu    sync.Mutex
 	nodes map[cluster.NodeID]*testNode
@@ -166,6 +168,9 @@ func (c *testCluster) Kill(id cluster.NodeID) {
 	c.Net.Kill(string(id))
 	if n.dlg != nil {
 		n.dlg.Close()
+		c.mu.Lock()
+		c.underflows += n.dlg.Stats().Underflows
+		c.mu.Unlock()
 	}
 	n.own.Close()
 	n.tcp.Close()
