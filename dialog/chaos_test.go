@@ -145,9 +145,12 @@ func chaosRoundRun(t *testing.T, seed int64, steps int) {
 	c.WaitReady()
 	// Every call not ended by a BYE times out within 3 s of its creation.
 	c.Eventually(30*time.Second, "every call ended everywhere and every node agrees", func() bool {
-		live, ok := converged(c)
-		if !ok || live != 0 {
-			c.why = fmt.Sprintf("converged=%v live=%d", ok, live)
+		live, ok := converged(c) // sets c.why
+		if !ok {
+			return false
+		}
+		if live != 0 {
+			c.why = fmt.Sprintf("%d live dialogs", live)
 			return false
 		}
 		for _, id := range created {

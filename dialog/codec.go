@@ -46,6 +46,7 @@ func appendRecord(b []byte, r *record) []byte {
 	b = binary.AppendUvarint(b, uint64(r.code))
 	b = appendString(b, string(r.termBy))
 	b = binary.AppendUvarint(b, r.termEpoch)
+	b = binary.AppendUvarint(b, r.adopt)
 	b = binary.AppendUvarint(b, uint64(len(r.members)))
 	for _, m := range r.members {
 		b = appendString(b, m.key.Name)
@@ -178,6 +179,7 @@ func (d *decoder) record() *record {
 	code := d.uvarint("code")
 	r.termBy = cluster.NodeID(d.str("terminated by"))
 	r.termEpoch = d.uvarint("epoch")
+	r.adopt = d.uvarint("adopt")
 	nm := d.uvarint("members")
 	if nm > maxMembers {
 		d.fail("too many members")

@@ -10,7 +10,7 @@ import (
 func sampleRecord() *record {
 	r := &record{id: ID{"call@host", "ft"}, origin: "n1", toTag: "tt", state: Terminated,
 		flags: flagAcked | flagReported, created: 1, answered: 2, ended: 3, maxDur: 4,
-		reason: ReasonBye, code: 0, hungUp: PartyCallee, termBy: "n2", termEpoch: 7, timerIdx: -1}
+		reason: ReasonBye, code: 0, hungUp: PartyCallee, termBy: "n2", termEpoch: 7, adopt: 6, timerIdx: -1}
 	r.addMember(membership{key: ProfileKey{"tenant", "acme"}})
 	r.addMember(membership{key: ProfileKey{"all", ""}, removed: true})
 	r.setVar(variable{key: "k", val: "v", clock: 3, node: "n1"})

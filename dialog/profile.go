@@ -15,19 +15,21 @@ type counter struct {
 	members map[*record]struct{} // guarded by Tracker.mu
 }
 
+// profiles maps keys to counters. Reads take no lock: the map is replaced,
+// never changed, when a key first appears (rare: a new tenant), so Count
+// is one atomic load and a map lookup. Counters are kept for good; the
+// number of keys is the number of distinct profile values ever used.
 type profiles struct {
-	mu   sync.RWMutex
-	keys map[ProfileKey]*counter
+	mu   sync.Mutex // serializes writers
+	keys atomic.Pointer[map[ProfileKey]*counter]
 }
 
-func (p *profiles) init() { p.keys = make(map[ProfileKey]*counter) }
-
-func (p *profiles) get(k ProfileKey) *counter {
-	p.mu.RLock()
-	c := p.keys[k]
-	p.mu.RUnlock()
-	return c
+func (p *profiles) init() {
+	m := make(map[ProfileKey]*counter)
+	p.keys.Store(&m)
 }
+
+func (p *profiles) get(k ProfileKey) *counter { return (*p.keys.Load())[k] }
 
 func (p *profiles) getOrMake(k ProfileKey) *counter {
 	if c := p.get(k); c != nil {
@@ -35,11 +37,17 @@ func (p *profiles) getOrMake(k ProfileKey) *counter {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.keys[k]
-	if c == nil {
-		c = &counter{members: make(map[*record]struct{})}
-		p.keys[k] = c
+	old := *p.keys.Load()
+	if c := old[k]; c != nil {
+		return c
 	}
+	c := &counter{members: make(map[*record]struct{})}
+	m := make(map[ProfileKey]*counter, len(old)+1)
+	for key, v := range old {
+		m[key] = v
+	}
+	m[k] = c
+	p.keys.Store(&m)
 	return c
 }
 

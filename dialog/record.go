@@ -29,7 +29,11 @@ type record struct {
 	hungUp    Party
 	termBy    cluster.NodeID
 	termEpoch uint64
-	members   []membership
+	// adopt is the largest epoch of an owner of the origin's node resource
+	// that took this dialog over while it was live. A timer's terminate
+	// from an older epoch is fenced: that owner had been replaced.
+	adopt   uint64
+	members []membership
 	vars      []variable
 
 	// Local bookkeeping, never sent.
@@ -53,7 +57,8 @@ type membership struct {
 	removed bool
 }
 
-// variable is last-writer-wins by (clock, node).
+// variable is last-writer-wins by (clock, node), then value so that even
+// a repeated (clock, node) resolves the same everywhere.
 type variable struct {
 	key, val string
 	clock    uint64
@@ -78,10 +83,15 @@ func (r *record) active(dst []ProfileKey) []ProfileKey {
 	return dst
 }
 
-// merge folds o into r and reports whether r changed. fenced tells whether
-// o's terminate must be ignored (a timer's from a deposed owner).
-func (r *record) merge(o *record, fenced bool) bool {
-	changed := false
+// fencedBy reports whether r's terminate is a timer's from an owner older
+// than the adoption epoch adopt.
+func (r *record) fencedBy(adopt uint64) bool {
+	return r.state == Terminated && r.reason.timeout() && r.termEpoch < adopt
+}
+
+// merge folds o into r and reports whether r changed and whether o's
+// terminate was fenced.
+func (r *record) merge(o *record) (changed, fenced bool) {
 	if r.origin == "" && o.origin != "" {
 		r.origin, changed = o.origin, true
 	}
@@ -91,26 +101,35 @@ func (r *record) merge(o *record, fenced bool) bool {
 	if o.maxDur > r.maxDur {
 		r.maxDur, changed = o.maxDur, true
 	}
+	if o.adopt > r.adopt {
+		r.adopt, changed = o.adopt, true
+	}
 	// The winning fork: the earliest answer, then the smaller tag.
 	if o.toTag != "" && (r.toTag == "" || o.answered < r.answered || o.answered == r.answered && o.toTag < r.toTag) {
 		if r.toTag != o.toTag || r.answered != o.answered {
 			r.toTag, r.answered, changed = o.toTag, o.answered, true
 		}
 	}
+	fenced = o.fencedBy(r.adopt)
 	st := o.state
-	if st == Terminated && fenced {
-		st = Confirmed
-		if o.answered == 0 {
-			st = Early
+	if fenced {
+		st = Early
+		if o.answered != 0 {
+			st = Confirmed
 		}
 	}
 	if st > r.state {
 		r.state, changed = st, true
 	}
+	// A terminate r holds may have been fenced by an adoption learnt
+	// since. The state stays Terminated: the adopting owner ends the call
+	// itself, and its terminate, newer, displaces the fenced one.
 	if o.state == Terminated && !fenced && o.termBefore(r) {
-		r.ended, r.reason, r.code, r.hungUp, r.termBy, r.termEpoch =
-			o.ended, o.reason, o.code, o.hungUp, o.termBy, o.termEpoch
-		changed = true
+		if r.ended != o.ended || r.reason != o.reason || r.termBy != o.termBy || r.termEpoch != o.termEpoch || r.code != o.code || r.hungUp != o.hungUp {
+			r.ended, r.reason, r.code, r.hungUp, r.termBy, r.termEpoch =
+				o.ended, o.reason, o.code, o.hungUp, o.termBy, o.termEpoch
+			changed = true
+		}
 	}
 	if f := r.flags | (o.flags & flagsKnown); f != r.flags {
 		r.flags, changed = f, true
@@ -125,14 +144,24 @@ func (r *record) merge(o *record, fenced bool) bool {
 			changed = true
 		}
 	}
-	return changed
+	return changed, fenced
 }
 
-// termBefore orders terminate records: the one r should keep is the
-// earliest end, then the smaller node ID, then the smaller reason.
+// termBefore orders terminate records; r keeps the first. A BYE, CANCEL,
+// rejection or API end comes before any timer's (those cannot be fenced);
+// among timers', the newest owner's epoch first, so a deposed owner's
+// never displaces its successor's; then the earliest end, the smaller
+// node ID, the smaller reason. It is a total order, so every node keeps
+// the same one whatever order the records came in.
 func (o *record) termBefore(r *record) bool {
 	if r.reason == ReasonNone {
 		return true
+	}
+	if ot, rt := o.reason.timeout(), r.reason.timeout(); ot != rt {
+		return rt
+	}
+	if o.termEpoch != r.termEpoch && o.reason.timeout() {
+		return o.termEpoch > r.termEpoch
 	}
 	if o.ended != r.ended {
 		return o.ended < r.ended
@@ -140,7 +169,16 @@ func (o *record) termBefore(r *record) bool {
 	if o.termBy != r.termBy {
 		return o.termBy < r.termBy
 	}
-	return o.reason < r.reason
+	if o.reason != r.reason {
+		return o.reason < r.reason
+	}
+	if o.termEpoch != r.termEpoch {
+		return o.termEpoch > r.termEpoch
+	}
+	if o.code != r.code {
+		return o.code < r.code
+	}
+	return o.hungUp < r.hungUp
 }
 
 func (r *record) addMember(m membership) bool {
@@ -161,7 +199,7 @@ func (r *record) setVar(v variable) bool {
 	for i := range r.vars {
 		x := &r.vars[i]
 		if x.key == v.key {
-			if v.clock > x.clock || v.clock == x.clock && v.node > x.node {
+			if v.clock > x.clock || v.clock == x.clock && (v.node > x.node || v.node == x.node && v.val > x.val) {
 				*x = v
 				return true
 			}

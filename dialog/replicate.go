@@ -69,13 +69,13 @@ func (t *Tracker) merge(rs []*record) {
 			}
 			cur = &record{id: in.id, timerIdx: -1}
 		}
-		fenced := in.state == Terminated && in.reason.timeout() && in.termEpoch < t.knownEpochLocked(in.origin)
-		if fenced && cur.state != Terminated {
-			t.stats.fenced.Add(1)
-		}
 		var buf [4]ProfileKey
 		before, old := cur.active(buf[:0]), cur.state
-		if !cur.merge(in, fenced) && !fresh {
+		changed, fenced := cur.merge(in)
+		if fenced {
+			t.stats.fenced.Add(1)
+		}
+		if !changed && !fresh {
 			continue
 		}
 		if fresh {
@@ -85,7 +85,7 @@ func (t *Tracker) merge(rs []*record) {
 			t.dialogs[in.id] = cur
 			t.stats.live.Add(1)
 		}
-		if e := t.after(cur, before, old, false); e.state || e.term != nil || e.payload != nil {
+		if e := t.after(cur, before, old, false); e != nil {
 			todo = append(todo, e)
 		}
 	}

@@ -164,33 +164,18 @@ func (t *Tracker) onMember(ev cluster.MemberEvent) {
 
 // serveSync sends this node's table to a peer: chunks, then the count.
 func (t *Tracker) serveSync(to cluster.NodeID, session uint64) {
-	var chunks [][]byte
-	var total uint64
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		return
 	}
-	var cur []byte
-	var n uint64
-	flush := func() {
-		if n == 0 {
-			return
-		}
-		head := appendSyncChunkHead(nil, session, n)
-		chunks = append(chunks, append(head, cur...))
-		cur, n = nil, 0
-	}
+	rs := make([]*record, 0, len(t.dialogs))
 	for _, r := range t.dialogs {
-		cur = appendRecord(cur, r)
-		n++
-		total++
-		if len(cur) >= syncChunkBytes || n == maxChunk {
-			flush()
-		}
+		rs = append(rs, r)
 	}
-	flush()
+	chunks := encodeChunks(session, rs)
 	t.mu.Unlock()
+	total := uint64(len(rs))
 	for _, c := range chunks {
 		if err := t.tr.Send(to, cluster.ChannelDialog, c); err != nil {
 			// The puller sees the gap or times out and asks again.
@@ -201,4 +186,21 @@ func (t *Tracker) serveSync(to cluster.NodeID, session uint64) {
 	if t.tr.Send(to, cluster.ChannelDialog, appendSyncEnd(nil, session, total)) != nil {
 		t.stats.sendErrors.Add(1)
 	}
+}
+
+// encodeChunks encodes records as sync chunks of about syncChunkBytes.
+// The caller holds the lock (records change under it).
+func encodeChunks(session uint64, rs []*record) [][]byte {
+	var chunks [][]byte
+	var cur []byte
+	var n uint64
+	for i, r := range rs {
+		cur = appendRecord(cur, r)
+		n++
+		if len(cur) >= syncChunkBytes || n == maxChunk || i == len(rs)-1 {
+			chunks = append(chunks, append(appendSyncChunkHead(nil, session, n), cur...))
+			cur, n = cur[:0], 0
+		}
+	}
+	return chunks
 }

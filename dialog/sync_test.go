@@ -88,7 +88,17 @@ func (tf *traffic) createdBefore(at time.Time) []ID {
 // converged reports whether every running node holds the same dialogs in
 // the same states and counts them the same, and returns the live count.
 func converged(c *testCluster) (int, bool) {
+	live, why := convergedWhy(c)
+	if why != "" {
+		c.why = why
+		return 0, false
+	}
+	return live, true
+}
+
+func convergedWhy(c *testCluster) (int, string) {
 	var ref map[ID]State
+	var refID cluster.NodeID
 	live := -1
 	for _, d := range c.Running() {
 		m := map[ID]State{}
@@ -100,22 +110,24 @@ func converged(c *testCluster) (int, bool) {
 			}
 		}
 		if d.Count("p", "") != n || d.Len() != n {
-			return 0, false
+			return 0, fmt.Sprintf("%s: count %d, Len %d, live records %d", d.LocalID(), d.Count("p", ""), d.Len(), n)
 		}
 		if ref == nil {
-			ref, live = m, n
+			ref, live, refID = m, n, d.LocalID()
 			continue
-		}
-		if len(m) != len(ref) || n != live {
-			return 0, false
 		}
 		for id, s := range m {
 			if ref[id] != s {
-				return 0, false
+				return 0, fmt.Sprintf("%s: %s is %v on %s, %v on %s", d.LocalID(), id, s, d.LocalID(), ref[id], refID)
+			}
+		}
+		for id, s := range ref {
+			if _, ok := m[id]; !ok {
+				return 0, fmt.Sprintf("%s lacks %s (%v on %s)", d.LocalID(), id, s, refID)
 			}
 		}
 	}
-	return live, true
+	return live, ""
 }
 
 // A node restarts under live traffic: once it reports Synced it holds

@@ -125,6 +125,7 @@ func (t *Tracker) onOwnership(ev ownership.Event) {
 	origin := cluster.NodeID(ev.Resource[len(ownership.KindNode)+1:])
 	var todo []*effects
 	var takeover []byte
+	var adoptMsgs [][]byte
 	t.mu.Lock()
 	if ev.Claim.Epoch > 0 && uint64(ev.Claim.Epoch) > t.maxEpoch[origin] {
 		t.maxEpoch[origin] = uint64(ev.Claim.Epoch)
@@ -133,18 +134,30 @@ func (t *Tracker) onOwnership(ev ownership.Event) {
 	case ownership.Acquired:
 		t.held[origin] = uint64(ev.Claim.Epoch)
 		t.stats.takeovers.Add(1)
+		ep := uint64(ev.Claim.Epoch)
+		var adopted []*record
 		for _, r := range t.dialogs {
 			if r.origin != origin {
 				continue
 			}
 			if r.live() {
+				if r.adopt < ep {
+					// Stamp the takeover on the dialog, so a late timer
+					// action of the previous owner is fenced.
+					r.adopt = ep
+					adopted = append(adopted, r)
+				}
 				t.schedule(r)
 			} else if !r.has(flagReported) {
-				todo = append(todo, t.after(r, nil, r.state, false))
+				if e := t.after(r, nil, r.state, false); e != nil {
+					todo = append(todo, e)
+				}
 			}
 		}
 		if t.tr != nil {
-			takeover = appendTakeover(nil, origin, uint64(ev.Claim.Epoch))
+			takeover = appendTakeover(nil, origin, ep)
+			// In batches: chunks of session 0, which no resync uses.
+			adoptMsgs = encodeChunks(0, adopted)
 		}
 	case ownership.Lost:
 		delete(t.held, origin)
@@ -165,6 +178,9 @@ func (t *Tracker) onOwnership(ev ownership.Event) {
 	t.mu.Unlock()
 	if takeover != nil {
 		t.broadcast(takeover)
+	}
+	for _, m := range adoptMsgs {
+		t.broadcast(m)
 	}
 	for _, e := range todo {
 		t.run(e)

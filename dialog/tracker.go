@@ -251,10 +251,10 @@ func (t *Tracker) after(r *record, before []ProfileKey, old State, replicate boo
 	var buf [4]ProfileKey
 	now := r.active(buf[:0])
 	t.profile.apply(t, r, before, now)
-	e := &effects{}
+	var e *effects // allocated only when there is something to do
 	if r.state != old {
 		if t.cfg.OnState != nil {
-			e.state, e.info, e.old = true, r.info(), old
+			e = &effects{state: true, info: r.info(), old: old}
 		}
 		if r.state == Terminated {
 			t.stats.live.Add(-1)
@@ -266,13 +266,18 @@ func (t *Tracker) after(r *record, before []ProfileKey, old State, replicate boo
 		if ep, ok := t.held[r.origin]; ok && !r.has(flagReported) {
 			r.flags |= flagReported
 			replicate = true
-			ev := &TerminateEvent{Info: r.info(), EventID: r.id.String(), FiredBy: t.self, FiredEpoch: ownership.Epoch(ep)}
-			e.term = ev
+			if e == nil {
+				e = &effects{}
+			}
+			e.term = &TerminateEvent{Info: r.info(), EventID: r.id.String(), FiredBy: t.self, FiredEpoch: ownership.Epoch(ep)}
 		}
 	} else if _, ok := t.held[r.origin]; ok {
 		t.schedule(r)
 	}
 	if replicate && t.tr != nil {
+		if e == nil {
+			e = &effects{}
+		}
 		e.payload = appendRecordMsg(nil, r)
 	}
 	return e
