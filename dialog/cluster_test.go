@@ -172,7 +172,21 @@ func (c *testCluster) Kill(id cluster.NodeID) {
 		c.underflows += n.dlg.Stats().Underflows
 		c.mu.Unlock()
 	}
-	n.own.Close()
+	// raftowner's Close can hang in hashicorp/raft's pipeline
+	// (netPipeline.AppendEntries waiting on a peer that is gone, seen in
+	// TestChaos); closing the transport under it releases the pipeline.
+	done := make(chan struct{})
+	go func() {
+		n.own.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		c.t.Logf("raftowner Close of %s hung for 3s; closing its transport under it", id)
+		n.tcp.Close()
+		<-done
+	}
 	n.tcp.Close()
 }
 

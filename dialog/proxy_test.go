@@ -2,7 +2,6 @@ package dialog
 
 import (
 	"context"
-	"errors"
 	"net"
 	"strconv"
 	"sync"
@@ -14,7 +13,8 @@ import (
 )
 
 // sipProxy is a minimal record-routing stateful SIP proxy on sipgo that
-// tracks dialogs and limits concurrent calls per tenant (the From domain).
+// tracks dialogs and limits concurrent calls per tenant (the From domain)
+// with Tracker.Limit.
 type sipProxy struct {
 	dlg   *Tracker
 	ua    *sipgo.UserAgent
@@ -63,7 +63,8 @@ func newSIPProxy(t testing.TB, dlg *Tracker, next sip.Uri, limit int) *sipProxy 
 		t.Fatal(err)
 	}
 	p := &sipProxy{dlg: dlg, ua: ua, srv: srv, cli: cli, next: next, limit: limit, addr: "127.0.0.1:" + strconv.Itoa(port)}
-	srv.OnInvite(p.onInvite)
+	mw := dlg.Limit(LimitConfig{Profile: "calls-per-tenant", Max: limit})
+	srv.OnInvite(mw(p.onInvite))
 	srv.OnAck(p.onAck)
 	srv.OnBye(p.onInDialog)
 	serve(t, ua, srv, pc)
@@ -84,20 +85,9 @@ func (p *sipProxy) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
-	id, err := p.dlg.Invite(req)
+	id, err := IDOf(req) // Limit began tracking it
 	if err != nil {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusBadRequest, err.Error(), nil))
-		return
-	}
-	tenant := req.From().Address.Host
-	if err := p.dlg.AddProfileLimit(id, "calls-per-tenant", tenant, p.limit); err != nil {
-		if errors.Is(err, ErrLimit) {
-			res := sip.NewResponseFromRequest(req, 486, "Tenant call limit reached", nil)
-			p.dlg.Reject(id, 486)
-			tx.Respond(res)
-			return
-		}
-		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, err.Error(), nil))
 		return
 	}
 	fwd := req.Clone()

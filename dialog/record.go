@@ -34,7 +34,7 @@ type record struct {
 	// from an older epoch is fenced: that owner had been replaced.
 	adopt   uint64
 	members []membership
-	vars      []variable
+	vars    []variable
 
 	// Local bookkeeping, never sent.
 	timerAt  int64 // deadline in the heap (0 = not scheduled)
