@@ -13,14 +13,12 @@ import (
 
 // Sentinel errors of the ownership package.
 var (
-	ErrNotOwner    = errors.New("ownership: not owner")
-	ErrBadName     = errors.New("ownership: malformed resource name")
-	ErrBadSpec     = errors.New("ownership: invalid resource spec")
-	ErrUnknown     = errors.New("ownership: unknown resource")
-	ErrClosed      = errors.New("ownership: closed")
-	ErrStaleEpoch  = errors.New("ownership: stale epoch")
-	ErrNoLeader    = errors.New("ownership: no leader reachable")
-	ErrUnavailable = errors.New("ownership: not available on this node")
+	ErrNotOwner   = errors.New("ownership: not owner")
+	ErrBadName    = errors.New("ownership: malformed resource name")
+	ErrBadSpec    = errors.New("ownership: invalid resource spec")
+	ErrUnknown    = errors.New("ownership: unknown resource")
+	ErrClosed     = errors.New("ownership: closed")
+	ErrStaleEpoch = errors.New("ownership: stale epoch")
 )
 
 // Epoch is a fencing token. The ownership layer assigns a new, larger epoch

@@ -17,8 +17,8 @@ import (
 // records every moment a node found itself holding a resource, so
 // Violations can tell whether two nodes held one at once.
 type History struct {
+	fence    ownership.Fence
 	mu       sync.Mutex
-	maxEpoch map[string]ownership.Epoch
 	accepted map[string]int
 	rejected int
 	obs      map[string][]Observation
@@ -35,7 +35,7 @@ type Observation struct {
 
 // NewHistory returns an empty history.
 func NewHistory() *History {
-	return &History{maxEpoch: map[string]ownership.Epoch{}, accepted: map[string]int{}, obs: map[string][]Observation{}}
+	return &History{accepted: map[string]int{}, obs: map[string][]Observation{}}
 }
 
 // Observe records a Held observation.
@@ -47,13 +47,13 @@ func (h *History) Observe(res string, o Observation) {
 
 // Act is the fenced action: it reports whether the downstream accepted it.
 func (h *History) Act(res string, e ownership.Epoch) bool {
+	err := h.fence.Admit(res, e)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if e < h.maxEpoch[res] {
+	if err != nil {
 		h.rejected++
 		return false
 	}
-	h.maxEpoch[res] = e
 	h.accepted[res]++
 	return true
 }

@@ -202,7 +202,11 @@ func BenchmarkFailover(b *testing.B) {
 			defer c.close()
 			var failover, election []time.Duration
 			for i := 0; i < b.N; i++ {
+				tw := time.Now()
 				c.waitReady()
+				if testing.Verbose() {
+					b.Logf("trial %d: ready after %v", i, time.Since(tw))
+				}
 				var victim, standby *benchNode
 				for _, n := range c.nodes {
 					if n.node.IsLeader() == tc.leader && victim == nil {
@@ -279,8 +283,13 @@ func BenchmarkFailover(b *testing.B) {
 					election = append(election, e)
 				}
 				stop()
+				tStop := time.Now()
 				c.stop(victim)
+				tStart := time.Now()
 				c.start(victim)
+				if testing.Verbose() {
+					b.Logf("trial %d: failover %v, stop %v, start %v", i, failover[len(failover)-1], tStart.Sub(tStop), time.Since(tStart))
+				}
 			}
 			b.StopTimer()
 			report(b, "failover", failover)

@@ -2,6 +2,7 @@ package raftowner_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -187,7 +188,24 @@ func TestArbiterPair(t *testing.T) {
 		}
 	}
 	c.Start("arb")
-	// Isolate sip1: it lets go; sip2 then holds everything.
+	// Isolate sip1: it lets go of what it held before sip2 takes anything.
+	var mu sync.Mutex
+	lost, acquired := map[string]time.Time{}, map[string]time.Time{}
+	record := func(kind ownership.EventKind, into map[string]time.Time) func(ownership.Event) {
+		return func(e ownership.Event) {
+			if e.Kind == kind {
+				mu.Lock()
+				into[e.Resource] = time.Now()
+				mu.Unlock()
+			}
+		}
+	}
+	stop1 := c.Node("sip1").Watch("", record(ownership.Lost, lost))
+	stop2 := c.Node("sip2").Watch("", record(ownership.Acquired, acquired))
+	held1 := map[string]bool{}
+	for _, r := range res {
+		_, held1[r] = c.Node("sip1").Held(r)
+	}
 	c.Isolate("sip1")
 	ownershiptest.WaitFor(t, wait, "sip1 to let go", func() bool {
 		for _, r := range res {
@@ -199,6 +217,16 @@ func TestArbiterPair(t *testing.T) {
 	})
 	for _, r := range res {
 		c.WaitHolder(r, wait, func(id cluster.NodeID) bool { return id == "sip2" })
+	}
+	stop1()
+	stop2()
+	for _, r := range res {
+		if !held1[r] {
+			continue
+		}
+		if l, a := lost[r], acquired[r]; l.IsZero() || a.IsZero() || !l.Before(a) {
+			t.Errorf("%s: sip1 lost it at %v, sip2 acquired it at %v: not in that order", r, l, a)
+		}
 	}
 	// Heal, then kill sip2: sip1 takes everything.
 	c.Net.Heal()
@@ -244,5 +272,27 @@ func TestCheckerCatchesBrokenAssumption(t *testing.T) {
 		t.Fatal("a clock 70% slow produced no overlap: the checker is blind")
 	} else {
 		t.Logf("expected violation: %s", v[0])
+	}
+}
+
+// Close (a crash or Kill) still tells the node's watchers that it stopped
+// holding: the last Lost is delivered before Close returns.
+func TestCloseDeliversLost(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three})
+	c.Ensure(ownership.Spec{Name: "vip/c", Candidates: []cluster.NodeID{"n1"}})
+	c.WaitHolder("vip/c", wait, func(id cluster.NodeID) bool { return id == "n1" })
+	var mu sync.Mutex
+	var kinds []ownership.EventKind
+	c.Node("n1").Watch("vip/c", func(e ownership.Event) {
+		mu.Lock()
+		kinds = append(kinds, e.Kind)
+		mu.Unlock()
+	})
+	c.Kill("n1")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(kinds) == 0 || kinds[len(kinds)-1] != ownership.Lost {
+		t.Fatalf("events seen by n1's watcher: %v, want Lost last", kinds)
 	}
 }

@@ -37,6 +37,7 @@ type peerState struct {
 type leaderState struct {
 	n        *Node
 	term     uint64
+	nonce    uint64 // of the last confirmation round
 	elected  time.Time
 	peers    map[cluster.NodeID]*peerState
 	proposed map[string]proposal // assignments in flight
@@ -137,66 +138,73 @@ func (n *Node) sameTerm(ls *leaderState) *leaderState {
 	return nil
 }
 
-type verified struct {
-	batch []renewal
-	err   error
-}
-
 // leaderLoop follows raft leadership. While leader it acknowledges lease
-// renewals and reassigns resources.
+// renewals, after a confirmation round, and reassigns resources.
 func (n *Node) leaderLoop() {
 	leaderCh := n.raft.LeaderCh()
 	var ls *leaderState
 	var batch []renewal
-	verifying := false
-	done := make(chan verified, 1)
-	tick := time.NewTicker(n.cfg.Lease / 4)
+	var cr *confirmRound
+	roundTimer := time.NewTimer(time.Hour)
+	roundTimer.Stop()
+	defer roundTimer.Stop()
+	// Reassignment is checked every Lease/8: a dead owner's resources move
+	// at most that long after ReassignDelay has passed.
+	tick := time.NewTicker(n.cfg.Lease / 8)
 	defer tick.Stop()
 
-	startVerify := func() {
-		if verifying || len(batch) == 0 {
+	// next starts a confirmation round for the renewals waiting, unless one
+	// runs; a round that needs no other voter completes at once.
+	var next func()
+	next = func() {
+		if cr != nil || len(batch) == 0 || ls == nil {
 			return
 		}
-		b := batch
+		cr = n.startRound(ls, batch)
 		batch = nil
-		verifying = true
-		f := n.raft.VerifyLeader()
-		n.goFunc(func() {
-			// VerifyLeader started after every renewal of b arrived; when
-			// it succeeds a quorum still followed this leader after they
-			// were sent, so no newer leader can have been elected before.
-			done <- verified{batch: b, err: n.await(f)}
-		})
+		if cr == nil {
+			return
+		}
+		if cr.done() {
+			n.ackBatch(ls, cr.batch)
+			cr = nil
+			next()
+			return
+		}
+		roundTimer.Reset(n.cfg.Lease)
 	}
 	for {
 		select {
 		case <-n.quit:
-			if verifying {
-				<-done // raft shutdown fails the future
-			}
 			return
 		case isLeader := <-leaderCh:
-			ls = nil
+			ls, cr, batch = nil, nil, nil
 			if isLeader {
 				ls = n.newLeaderState()
 				if n.cfg.Role == RoleArbiter {
 					n.goFunc(n.yieldLeadership)
 				}
-			} else {
-				batch = nil
 			}
 		case r := <-n.renewCh:
 			if ls = n.sameTerm(ls); ls == nil {
+				cr, batch = nil, nil
 				continue
 			}
 			batch = append(batch, r)
-			startVerify()
-		case v := <-done:
-			verifying = false
-			if ls = n.sameTerm(ls); ls != nil && v.err == nil {
-				n.ackBatch(ls, v.batch)
+			next()
+		case c := <-n.confirmCh:
+			if cr == nil || !cr.count(c) {
+				continue
 			}
-			startVerify()
+			roundTimer.Stop()
+			if ls = n.sameTerm(ls); ls != nil && ls.term == cr.term {
+				n.ackBatch(ls, cr.batch)
+			}
+			cr = nil
+			next()
+		case <-roundTimer.C:
+			cr = nil // not confirmed in time: the renewers retry
+			next()
 		case <-tick.C:
 			if ls = n.sameTerm(ls); ls != nil {
 				n.reassign(ls)

@@ -46,12 +46,13 @@ type Node struct {
 	pending    map[uint64]chan string
 	closed     bool
 
-	renewCh   chan renewal    // renewals for the leader loop
-	requestCh chan inbound    // requests for the request worker
-	kick      chan struct{}   // re-evaluate held resources now
-	leaderKck chan struct{}   // re-run the leader's reassignment now
-	quit      chan struct{}   // closed by Close
-	ctx       context.Context // canceled by Close, for internal requests
+	renewCh   chan renewal      // renewals for the leader loop
+	confirmCh chan confirmation // voters' answers to confirmation rounds
+	requestCh chan inbound      // requests for the request worker
+	kick      chan struct{}     // re-evaluate held resources now
+	leaderKck chan struct{}     // re-run the leader's reassignment now
+	quit      chan struct{}     // closed by Close
+	ctx       context.Context   // canceled by Close, for internal requests
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // every goroutine of the node
 	closeOnce sync.Once
@@ -85,6 +86,7 @@ func New(tr cluster.Transport, rt raft.Transport, cfg Config) (*Node, error) {
 		knownPeers: map[cluster.NodeID]string{},
 		pending:    map[uint64]chan string{},
 		renewCh:    make(chan renewal, 1024),
+		confirmCh:  make(chan confirmation, 256),
 		requestCh:  make(chan inbound, 256),
 		kick:       make(chan struct{}, 1),
 		leaderKck:  make(chan struct{}, 1),

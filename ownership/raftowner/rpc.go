@@ -24,6 +24,15 @@ func (n *Node) handleMessage(cm cluster.Message) {
 		n.submitRenewal(renewal{from: cm.From, msg: m})
 	case msgAck:
 		n.handleAck(m)
+	case msgConfirm:
+		// Answer with the term as it is now, after the round began.
+		r := message{Kind: msgConfirmed, Seq: m.Seq, Index: n.raft.CurrentTerm()}
+		_ = n.tr.Send(cm.From, cluster.ChannelOwnership, r.encode())
+	case msgConfirmed:
+		select {
+		case n.confirmCh <- confirmation{from: cm.From, nonce: m.Seq, term: m.Index}:
+		default: // the round times out; renewers retry
+		}
 	case msgRequest:
 		from := cm.From
 		in := inbound{from: from, msg: m, reply: func(err error) {

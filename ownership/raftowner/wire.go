@@ -19,6 +19,11 @@ const (
 	msgRequest
 	// msgReply answers msgRequest ID.
 	msgReply
+	// msgConfirm: the leader asks a voter for its current Raft term (Seq
+	// is the round's nonce, Index the leader's term).
+	msgConfirm
+	// msgConfirmed answers msgConfirm Seq with the voter's term in Index.
+	msgConfirmed
 )
 
 // Request operations.
@@ -75,7 +80,7 @@ func (m message) encode() []byte {
 		w.uvarint(m.Seq)
 		w.uvarint(m.Index)
 		w.byte1(m.Flags)
-	case msgAck:
+	case msgAck, msgConfirm, msgConfirmed:
 		w.uvarint(m.Seq)
 		w.uvarint(m.Index)
 	case msgRequest:
@@ -106,7 +111,7 @@ func decodeMessage(b []byte) (message, error) {
 	switch m.Kind {
 	case msgRenew:
 		m.Seq, m.Index, m.Flags = r.uvarint(), r.uvarint(), r.byte1()
-	case msgAck:
+	case msgAck, msgConfirm, msgConfirmed:
 		m.Seq, m.Index = r.uvarint(), r.uvarint()
 	case msgRequest:
 		m.ID = r.uvarint()

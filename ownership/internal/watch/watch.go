@@ -18,6 +18,7 @@ type watcher[E any] struct {
 	fn    func(E)
 	mu    sync.Mutex
 	queue []E
+	drain bool // deliver what is queued before exiting (Hub.Close)
 	wake  chan struct{}
 	quit  chan struct{}
 	done  chan struct{}
@@ -82,8 +83,9 @@ func (h *Hub[E]) Publish(events ...E) {
 	}
 }
 
-// Close stops every watcher and waits for their goroutines. Later Adds
-// return a no-op stop.
+// Close delivers the events already queued (the last Lost of a closing
+// node must reach its watchers), then stops every watcher and waits for
+// their goroutines. Later Adds return a no-op stop.
 func (h *Hub[E]) Close() {
 	h.mu.Lock()
 	h.closed = true
@@ -91,6 +93,9 @@ func (h *Hub[E]) Close() {
 	h.watchers = nil
 	h.mu.Unlock()
 	for w := range ws {
+		w.mu.Lock()
+		w.drain = true
+		w.mu.Unlock()
 		close(w.quit)
 		<-w.done
 	}
@@ -108,13 +113,21 @@ func (w *watcher[E]) run() {
 	for {
 		select {
 		case <-w.quit:
-			return
 		case <-w.wake:
 		}
 		for {
 			w.mu.Lock()
-			if len(w.queue) == 0 {
+			stopping := false
+			select {
+			case <-w.quit:
+				stopping = true
+			default:
+			}
+			if len(w.queue) == 0 || (stopping && !w.drain) {
 				w.mu.Unlock()
+				if stopping {
+					return
+				}
 				break
 			}
 			e := w.queue[0]
@@ -122,11 +135,6 @@ func (w *watcher[E]) run() {
 			w.queue[0] = zero
 			w.queue = w.queue[1:]
 			w.mu.Unlock()
-			select {
-			case <-w.quit:
-				return
-			default:
-			}
 			w.fn(e)
 		}
 	}
