@@ -18,6 +18,7 @@ const (
 	msgSyncChunk = 4 // session, count, records
 	msgSyncEnd   = 5 // session, total records sent
 	msgPing      = 6 // nothing: lets a gap show within one heartbeat
+	msgSyncAck   = 7 // session, chunks received: opens the donor's window
 )
 
 // Decoder limits: anything larger is refused as malformed.
@@ -91,7 +92,7 @@ func appendSyncEnd(b []byte, session, total uint64) []byte {
 type message struct {
 	typ     byte
 	session uint64
-	total   uint64 // msgSyncEnd
+	total   uint64 // msgSyncEnd: records; msgSyncAck: chunks
 	origin  cluster.NodeID
 	epoch   uint64
 	records []*record
@@ -276,6 +277,9 @@ func decode(b []byte) (*message, error) {
 	case msgSyncEnd:
 		m.session = d.uvarint("session")
 		m.total = d.uvarint("total")
+	case msgSyncAck:
+		m.session = d.uvarint("session")
+		m.total = d.uvarint("chunks")
 	case msgPing:
 	default:
 		if d.err == nil {
@@ -294,4 +298,9 @@ func decode(b []byte) (*message, error) {
 func appendSyncChunkHead(b []byte, session, n uint64) []byte {
 	b = binary.AppendUvarint(append(b, wireVersion, msgSyncChunk), session)
 	return binary.AppendUvarint(b, n)
+}
+
+func appendSyncAck(b []byte, session, chunks uint64) []byte {
+	b = binary.AppendUvarint(append(b, wireVersion, msgSyncAck), session)
+	return binary.AppendUvarint(b, chunks)
 }

@@ -20,7 +20,7 @@ func sampleRecord() *record {
 func TestCodecRoundTrip(t *testing.T) {
 	r := sampleRecord()
 	msgs := [][]byte{appendRecordMsg(nil, r), appendTakeover(nil, "n3", 9), appendPing(nil),
-		appendSyncReq(nil, 5), appendSyncEnd(nil, 5, 2),
+		appendSyncReq(nil, 5), appendSyncEnd(nil, 5, 2), appendSyncAck(nil, 5, 3),
 		appendRecord(appendRecord(appendSyncChunkHead(nil, 5, 2), r), r)}
 	for _, b := range msgs {
 		m, err := decode(b)
@@ -70,6 +70,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(appendPing(nil))
 	f.Add(appendSyncReq(nil, 5))
 	f.Add(appendSyncEnd(nil, 5, 2))
+	f.Add(appendSyncAck(nil, 5, 3))
 	f.Add(appendRecord(appendSyncChunkHead(nil, 5, 1), r))
 	f.Add([]byte{wireVersion, msgRecord, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -46,6 +46,8 @@ func (t *Tracker) handle(m cluster.Message) {
 	case msgSyncChunk:
 		t.merge(msg.records)
 		t.syncChunk(m.From, msg.session, len(msg.records))
+	case msgSyncAck:
+		t.syncAcked(m.From, msg.session, msg.total)
 	case msgSyncEnd:
 		t.syncEnd(m.From, msg.session, msg.total)
 	}

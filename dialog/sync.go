@@ -14,17 +14,32 @@ import (
 // it asks again. Live updates keep flowing meanwhile and need no buffering:
 // records merge in any order.
 
-const syncChunkBytes = 256 << 10
+// A donor keeps at most syncWindow chunks of syncChunkBytes unacknowledged,
+// so a table of any size goes through a peer queue of a few hundred KB
+// alongside live traffic instead of overflowing it.
+const (
+	syncChunkBytes = 64 << 10
+	syncWindow     = 4
+)
 
 type peerSync struct {
 	session uint64 // outstanding request; 0 = none
-	got     uint64
+	got     uint64 // records received in session
+	chunks  uint64 // chunks received in session
 	broken  bool
 	asked   time.Time
 }
 
+// donor is one table being sent to a peer.
+type donor struct {
+	session uint64
+	acks    chan uint64 // chunks acknowledged, latest value
+	quit    chan struct{}
+}
+
 type syncState struct {
 	next    uint64
+	donors  map[cluster.NodeID]*donor
 	peers   map[cluster.NodeID]*peerSync
 	pending map[cluster.NodeID]bool // peers the start-up sync waits for
 	started time.Time
@@ -33,6 +48,7 @@ type syncState struct {
 
 func (s *syncState) init() {
 	s.peers = make(map[cluster.NodeID]*peerSync)
+	s.donors = make(map[cluster.NodeID]*donor)
 	s.pending = make(map[cluster.NodeID]bool)
 	s.done = make(chan struct{})
 }
@@ -85,7 +101,7 @@ func (t *Tracker) resync(peer cluster.NodeID, repair bool) {
 		t.sync.peers[peer] = ps
 	}
 	t.sync.next++
-	ps.session, ps.got, ps.broken, ps.asked = t.sync.next, 0, false, t.cfg.Now()
+	ps.session, ps.got, ps.chunks, ps.broken, ps.asked = t.sync.next, 0, 0, false, t.cfg.Now()
 	session := ps.session
 	t.mu.Unlock()
 	if repair {
@@ -98,10 +114,34 @@ func (t *Tracker) resync(peer cluster.NodeID, repair bool) {
 
 func (t *Tracker) syncChunk(peer cluster.NodeID, session uint64, n int) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if ps := t.sync.peers[peer]; ps != nil && ps.session == session {
-		ps.got += uint64(n)
+	ps := t.sync.peers[peer]
+	if ps == nil || ps.session != session || session == 0 {
+		t.mu.Unlock()
+		return
 	}
+	ps.got += uint64(n)
+	ps.chunks++
+	ps.asked = t.cfg.Now() // SyncRetry is a silence timeout: big tables take longer
+	chunks := ps.chunks
+	t.mu.Unlock()
+	if t.tr.Send(peer, cluster.ChannelDialog, appendSyncAck(nil, session, chunks)) != nil {
+		t.stats.sendErrors.Add(1)
+	}
+}
+
+// syncAcked passes a puller's acknowledgement to the donor sending to it.
+func (t *Tracker) syncAcked(peer cluster.NodeID, session, chunks uint64) {
+	t.mu.Lock()
+	d := t.sync.donors[peer]
+	t.mu.Unlock()
+	if d == nil || d.session != session {
+		return
+	}
+	select { // keep only the latest count
+	case <-d.acks:
+	default:
+	}
+	d.acks <- chunks
 }
 
 func (t *Tracker) syncEnd(peer cluster.NodeID, session, total uint64) {
@@ -162,7 +202,9 @@ func (t *Tracker) onMember(ev cluster.MemberEvent) {
 	}
 }
 
-// serveSync sends this node's table to a peer: chunks, then the count.
+// serveSync starts sending this node's table to a peer: chunks, at most
+// syncWindow unacknowledged, then the record count. A new request from the
+// same peer replaces the one being served.
 func (t *Tracker) serveSync(to cluster.NodeID, session uint64) {
 	t.mu.Lock()
 	if t.closed {
@@ -174,16 +216,50 @@ func (t *Tracker) serveSync(to cluster.NodeID, session uint64) {
 		rs = append(rs, r)
 	}
 	chunks := encodeChunks(session, rs)
+	if old := t.sync.donors[to]; old != nil {
+		close(old.quit)
+	}
+	d := &donor{session: session, acks: make(chan uint64, 1), quit: make(chan struct{})}
+	t.sync.donors[to] = d
+	t.wg.Add(1)
 	t.mu.Unlock()
-	total := uint64(len(rs))
-	for _, c := range chunks {
+	go func() {
+		defer t.wg.Done()
+		defer func() {
+			t.mu.Lock()
+			if t.sync.donors[to] == d {
+				delete(t.sync.donors, to)
+			}
+			t.mu.Unlock()
+		}()
+		t.sendTable(to, d, chunks, uint64(len(rs)))
+	}()
+}
+
+func (t *Tracker) sendTable(to cluster.NodeID, d *donor, chunks [][]byte, total uint64) {
+	var acked uint64
+	timeout := time.NewTimer(t.cfg.SyncRetry)
+	defer timeout.Stop()
+	for i, c := range chunks {
+		for uint64(i) >= acked+syncWindow {
+			select {
+			case acked = <-d.acks:
+				timeout.Reset(t.cfg.SyncRetry)
+			case <-timeout.C:
+				return // the puller asks again
+			case <-d.quit:
+				return
+			case <-t.quit:
+				return
+			}
+		}
 		if err := t.tr.Send(to, cluster.ChannelDialog, c); err != nil {
 			// The puller sees the gap or times out and asks again.
 			t.stats.sendErrors.Add(1)
 			return
 		}
 	}
-	if t.tr.Send(to, cluster.ChannelDialog, appendSyncEnd(nil, session, total)) != nil {
+	if t.tr.Send(to, cluster.ChannelDialog, appendSyncEnd(nil, d.session, total)) != nil {
 		t.stats.sendErrors.Add(1)
 	}
 }

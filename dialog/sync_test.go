@@ -2,9 +2,11 @@ package dialog
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sipha/sipha/cluster"
@@ -215,4 +217,48 @@ func TestPartitionCountsConverge(t *testing.T) {
 			t.Fatalf("%s underflows %d", d.LocalID(), s.Underflows)
 		}
 	}
+}
+
+// A table far larger than a peer's send queue still syncs: the donor
+// keeps only a window of chunks in flight. Two nodes on clustertest's
+// network with 256 KiB queues; 20 000 dialogs are about 2 MB.
+func TestSyncLargerThanQueue(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	synctest.Test(t, func(t *testing.T) {
+		nw := clustertest.NewNetwork(5)
+		defer nw.Close()
+		start := func(id, peer cluster.NodeID) *cluster.TCP {
+			h := nw.Host(string(id))
+			tcp, err := cluster.NewTCP(t.Context(), cluster.Config{ID: id, Listen: string(id) + clusterPort,
+				Peers: []cluster.Peer{{ID: peer, Addr: string(peer) + clusterPort}}, Secret: []byte("dialog-test-secret-0123456789"),
+				Network: h, Now: h.Now, QueueBytes: 256 << 10, MaxMessageSize: 128 << 10, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tcp
+		}
+		t1 := start("n1", "n2")
+		defer t1.Close()
+		d1 := newTracker(t, Config{Transport: t1})
+		const n = 20_000
+		for i := range n {
+			id := ID{fmt.Sprintf("%08d-0123456789abcdef@big.example", i), "f"}
+			d1.Begin(id)
+			d1.AddProfile(id, "p", "")
+		}
+		t2 := start("n2", "n1")
+		defer t2.Close()
+		d2 := newTracker(t, Config{Transport: t2})
+		select {
+		case <-d2.Synced():
+		case <-time.After(time.Minute):
+			t.Fatalf("no sync; stats %+v", d2.Stats())
+		}
+		if c := d2.Count("p", ""); c != n {
+			t.Fatalf("synced %d of %d", c, n)
+		}
+		t.Logf("n2 stats %+v", d2.Stats())
+		d2.Close()
+		d1.Close()
+	})
 }
