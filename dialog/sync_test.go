@@ -52,10 +52,15 @@ func startTraffic(c *testCluster, seed uint64, via ...cluster.NodeID) *traffic {
 					continue
 				}
 				cid := ID{fmt.Sprintf("%s-%d", id, n), "ft"}
+				if d.Begin(cid) != nil {
+					continue
+				}
+				// Stamped once the dialog is in the table, so "created
+				// before the restart" means the restarted node's sync
+				// request found it there.
 				tf.mu.Lock()
 				tf.created[cid] = time.Now()
 				tf.mu.Unlock()
-				d.Begin(cid)
 				d.AddProfile(cid, "p", "")
 				d.Answer(cid, "tt")
 				open = append(open, cid)
