@@ -33,6 +33,7 @@ type Tracker struct {
 	sync     syncState
 	closed   bool
 
+	bufs      sync.Pool // *[]byte encoding buffers
 	wake      chan struct{}
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -205,6 +206,7 @@ func (t *Tracker) run(e *effects) {
 	}
 	if e.payload != nil {
 		t.broadcast(e.payload)
+		t.putBuf(e.payload) // Broadcast copied it
 	}
 	if e.state && t.cfg.OnState != nil {
 		t.cfg.OnState(e.info, e.old)
@@ -278,7 +280,7 @@ func (t *Tracker) after(r *record, before []ProfileKey, old State, replicate boo
 		if e == nil {
 			e = &effects{}
 		}
-		e.payload = appendRecordMsg(nil, r)
+		e.payload = appendRecordMsg(t.getBuf(), r)
 	}
 	return e
 }
@@ -319,4 +321,17 @@ func (t *Tracker) knownEpochLocked(origin cluster.NodeID) uint64 {
 		e = max(e, h)
 	}
 	return e
+}
+
+func (t *Tracker) getBuf() []byte {
+	if p, ok := t.bufs.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, 512)
+}
+
+func (t *Tracker) putBuf(b []byte) {
+	if cap(b) <= 64<<10 {
+		t.bufs.Put(&b)
+	}
 }
