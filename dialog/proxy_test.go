@@ -46,7 +46,11 @@ func serve(t testing.TB, ua *sipgo.UserAgent, srv *sipgo.Server, pc net.PacketCo
 	t.Cleanup(func() {
 		ua.Close()
 		pc.Close()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("sipgo server still serving 10s after Close")
+		}
 	})
 }
 

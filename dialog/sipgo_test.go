@@ -17,6 +17,19 @@ import (
 type uas struct {
 	uri   sip.Uri
 	calls chan *sipgo.DialogServerSession
+	quit  chan struct{}
+}
+
+// next returns the next answered call.
+func (u *uas) next(t *testing.T) *sipgo.DialogServerSession {
+	t.Helper()
+	select {
+	case d := <-u.calls:
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("the UAS answered no call")
+		return nil
+	}
 }
 
 func newUAS(t *testing.T) *uas {
@@ -24,7 +37,7 @@ func newUAS(t *testing.T) *uas {
 	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("uas"))
 	srv, _ := sipgo.NewServer(ua)
 	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port))
-	u := &uas{uri: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: port}, calls: make(chan *sipgo.DialogServerSession, 8)}
+	u := &uas{uri: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: port}, calls: make(chan *sipgo.DialogServerSession, 8), quit: make(chan struct{})}
 	cache := sipgo.NewDialogServerCache(cli, sip.ContactHeader{Address: u.uri})
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 		d, err := cache.ReadInvite(req, tx)
@@ -37,7 +50,10 @@ func newUAS(t *testing.T) *uas {
 			d.Respond(sip.StatusBusyHere, "Busy Here", nil)
 		case "ring":
 			d.Respond(sip.StatusRinging, "Ringing", nil)
-			<-tx.Done() // sipgo answers the CANCEL and sends 487
+			select { // sipgo answers the CANCEL and sends 487
+			case <-tx.Done():
+			case <-u.quit: // the test ends first
+			}
 		default:
 			d.Respond(sip.StatusRinging, "Ringing", nil)
 			d.Respond(sip.StatusOK, "OK", nil)
@@ -47,6 +63,7 @@ func newUAS(t *testing.T) *uas {
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { cache.ReadAck(req, tx) })
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { cache.ReadBye(req, tx) })
 	serve(t, ua, srv, pc)
+	t.Cleanup(func() { close(u.quit) }) // runs before serve's cleanup waits
 	return u
 }
 
@@ -122,7 +139,7 @@ func TestSIPProxy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := <-callee.calls
+		in := callee.next(t)
 		defer in.Close()
 		defer s.Close()
 		if n := count(); n != 1 {
@@ -142,7 +159,7 @@ func TestSIPProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		in := <-callee.calls
+		in := callee.next(t)
 		defer in.Close()
 		// Wait for the ACK to pass the proxy before the callee hangs up.
 		id, _ := IDOf(s.InviteRequest)
@@ -190,7 +207,7 @@ func TestSIPProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		in := <-callee.calls
+		in := callee.next(t)
 		defer in.Close()
 		ev := lastTerm(t, string(*s.InviteRequest.CallID()))
 		if ev.Reason != ReasonMaxDuration || ev.Duration() < 500*time.Millisecond {
@@ -204,7 +221,7 @@ func TestSIPProxy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := <-callee.calls
+			in := callee.next(t)
 			defer in.Close()
 			open = append(open, s)
 		}
