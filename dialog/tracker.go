@@ -265,7 +265,12 @@ func (t *Tracker) after(r *record, before []ProfileKey, old State, replicate boo
 		}
 	}
 	if r.state == Terminated {
-		if ep, ok := t.held[r.origin]; ok && !r.has(flagReported) {
+		if _, ok := t.held[r.origin]; ok && !r.has(flagReported) {
+			// The watch can lag a lapsed lease; Held is the authority.
+			ep, ok := t.own.Held(nodeResource(r.origin))
+			if !ok {
+				return t.withUpdate(e, r, replicate)
+			}
 			r.flags |= flagReported
 			replicate = true
 			if e == nil {
@@ -276,6 +281,11 @@ func (t *Tracker) after(r *record, before []ProfileKey, old State, replicate boo
 	} else if _, ok := t.held[r.origin]; ok {
 		t.schedule(r)
 	}
+	return t.withUpdate(e, r, replicate)
+}
+
+// withUpdate adds r's update to e when it must be sent.
+func (t *Tracker) withUpdate(e *effects, r *record, replicate bool) *effects {
 	if replicate && t.tr != nil {
 		if e == nil {
 			e = &effects{}
