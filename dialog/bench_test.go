@@ -128,6 +128,25 @@ func BenchmarkCount(b *testing.B) {
 	}
 }
 
+// BenchmarkCounter: the same read through a Counter handle.
+func BenchmarkCounter(b *testing.B) {
+	tr, _ := New(Config{})
+	defer tr.Close()
+	for _, id := range benchIDs(1000) {
+		tr.Begin(id)
+		tr.AddProfile(id, "calls-per-tenant", "acme")
+	}
+	c := tr.Counter("calls-per-tenant", "acme")
+	b.ResetTimer()
+	n := 0
+	for range b.N {
+		n += c.Count()
+	}
+	if n != 1000*b.N {
+		b.Fatal("wrong count")
+	}
+}
+
 // BenchmarkBaselineRWMapRead is Count's floor: a read-locked map lookup.
 func BenchmarkBaselineRWMapRead(b *testing.B) {
 	var mu sync.RWMutex

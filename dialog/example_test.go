@@ -62,11 +62,12 @@ func ExampleTracker_Count() {
 	tr.Begin(id)
 	tr.AddProfile(id, "calls-per-tenant", "acme")
 	tr.Answer(id, "a6c85cf")
-	fmt.Println(tr.Count("calls-per-tenant", "acme"))
+	acme := tr.Counter("calls-per-tenant", "acme") // a handle for hot paths
+	fmt.Println(tr.Count("calls-per-tenant", "acme"), acme.Count())
 	tr.Bye(id, dialog.PartyCallee)
 	tr.Bye(id, dialog.PartyCaller) // a retransmission: no second decrement
 	fmt.Println(tr.Count("calls-per-tenant", "acme"), tr.Stats().Underflows)
 	// Output:
-	// 1
+	// 1 1
 	// 0 0
 }

@@ -111,6 +111,22 @@ func (t *Tracker) Count(profile, value string) int {
 	return 0
 }
 
+// Counter is a handle on one profile key's counts, for hot paths that read
+// the same key again and again: its methods are a single atomic load.
+type Counter struct{ c *counter }
+
+// Counter returns the handle of a profile key, creating the key if needed.
+// Handles stay valid for the tracker's life.
+func (t *Tracker) Counter(profile, value string) Counter {
+	return Counter{t.profile.getOrMake(ProfileKey{profile, value})}
+}
+
+// Count is Tracker.Count of the handle's key.
+func (c Counter) Count() int { return int(c.c.total.Load()) }
+
+// LocalCount is Tracker.LocalCount of the handle's key.
+func (c Counter) LocalCount() int { return int(c.c.local.Load()) }
+
 // LocalCount is the number of live dialogs in the profile with the value
 // whose initial INVITE went through this node.
 func (t *Tracker) LocalCount(profile, value string) int {

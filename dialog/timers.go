@@ -132,7 +132,7 @@ func (t *Tracker) onOwnership(ev ownership.Event) {
 	}
 	switch ev.Kind {
 	case ownership.Acquired:
-		t.held[origin] = uint64(ev.Claim.Epoch)
+		t.held[origin] = heldRes{uint64(ev.Claim.Epoch), ev.Resource}
 		t.stats.takeovers.Add(1)
 		ep := uint64(ev.Claim.Epoch)
 		var adopted []*record

@@ -26,7 +26,7 @@ type Tracker struct {
 
 	mu       sync.Mutex
 	dialogs  map[ID]*record
-	held     map[cluster.NodeID]uint64 // origin → epoch of its node resource held here
+	held     map[cluster.NodeID]heldRes // origin's node resource, held here
 	maxEpoch map[cluster.NodeID]uint64 // origin → largest epoch heard of
 	timers   timerHeap
 	tombs    []*record // terminated, in gcAt order
@@ -51,7 +51,7 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	cfg = cfg.withDefaults()
 	t := &Tracker{cfg: cfg, tr: cfg.Transport, own: cfg.Ownership, log: cfg.Logger,
-		dialogs: make(map[ID]*record), held: make(map[cluster.NodeID]uint64),
+		dialogs: make(map[ID]*record), held: make(map[cluster.NodeID]heldRes),
 		maxEpoch: make(map[cluster.NodeID]uint64),
 		wake:     make(chan struct{}, 1), quit: make(chan struct{})}
 	t.profile.init()
@@ -191,6 +191,13 @@ func (t *Tracker) Dialogs() []Info {
 	return out
 }
 
+// heldRes is a node resource this node holds; the name is kept so the hot
+// path does not build it.
+type heldRes struct {
+	epoch uint64
+	name  string
+}
+
 // effects are what a change does outside the lock: hooks and replication.
 type effects struct {
 	state   bool
@@ -265,9 +272,9 @@ func (t *Tracker) after(r *record, before []ProfileKey, old State, replicate boo
 		}
 	}
 	if r.state == Terminated {
-		if _, ok := t.held[r.origin]; ok && !r.has(flagReported) {
+		if h, ok := t.held[r.origin]; ok && !r.has(flagReported) {
 			// The watch can lag a lapsed lease; Held is the authority.
-			ep, ok := t.own.Held(nodeResource(r.origin))
+			ep, ok := t.own.Held(h.name)
 			if !ok {
 				return t.withUpdate(e, r, replicate)
 			}
@@ -328,7 +335,7 @@ func (t *Tracker) gcLocked(now int64) {
 func (t *Tracker) knownEpochLocked(origin cluster.NodeID) uint64 {
 	e := t.maxEpoch[origin]
 	if h, ok := t.held[origin]; ok {
-		e = max(e, h)
+		e = max(e, h.epoch)
 	}
 	return e
 }
