@@ -44,8 +44,10 @@ func TestByeOnAnotherNode(t *testing.T) {
 	c.Eventually(5*time.Second, "the terminate hook", func() bool { return len(c.hooks.get(id)) > 0 })
 	time.Sleep(300 * time.Millisecond)
 	evs := c.hooks.get(id)
-	if len(evs) != 1 || evs[0].FiredBy != "n1" || evs[0].TerminatedBy != "n2" || evs[0].HungUp != PartyCaller || !evs[0].Acked {
-		t.Fatalf("terminate events %+v", evs)
+	// n1 holds node/n1 unless its lease lapsed under load and the resource
+	// moved (Sticky): the hook must come from the holder either way.
+	if len(evs) != 1 || evs[0].FiredBy != c.Holder("n1") || evs[0].TerminatedBy != "n2" || evs[0].HungUp != PartyCaller || !evs[0].Acked {
+		t.Fatalf("terminate events %+v (node/n1 held by %s)", evs, c.Holder("n1"))
 	}
 	for _, d := range c.Running() {
 		if s := d.Stats(); s.Underflows != 0 || s.Malformed != 0 {
@@ -59,7 +61,8 @@ func TestByeOnAnotherNode(t *testing.T) {
 // once.
 func TestKillOwnerMidCall(t *testing.T) {
 	clustertest.CheckLeaks(t)
-	c := newTestCluster(t, 2, 3, func(cfg *Config) { cfg.MaxDuration = 3 * time.Second })
+	const maxDur = 4 * time.Second
+	c := newTestCluster(t, 2, 3, func(cfg *Config) { cfg.MaxDuration = maxDur })
 	a := c.D("n1")
 	call := call{"k1", "ft", "tt"}
 	id, _ := a.Invite(call.invite(t))
@@ -73,13 +76,15 @@ func TestKillOwnerMidCall(t *testing.T) {
 		t.Fatalf("node/n1 held by %s, want n1 (the origin is the owner)", owner)
 	}
 	c.Kill(owner)
-	var next cluster.NodeID
-	c.Eventually(10*time.Second, "another node takes node/n1", func() bool { next = c.Holder("n1"); return next != "" })
 	if !c.countsAgree("p", "", 1) {
 		t.Fatal("the call was dropped when its owner died")
 	}
-	if time.Since(start) > 2*time.Second {
-		t.Logf("takeover took %v; the timeout below may fire late", time.Since(start))
+	var next cluster.NodeID
+	c.Eventually(10*time.Second, "another node takes node/n1", func() bool { next = c.Holder("n1"); return next != "" })
+	// Unless the takeover was slow enough for the call to reach its
+	// maximum (a loaded machine), it is still counted after it.
+	if took := time.Since(start); took < maxDur-time.Second && !c.countsAgree("p", "", 1) {
+		t.Fatalf("the call was dropped at the takeover (%v after the kill)", took)
 	}
 	c.Eventually(15*time.Second, "the timeout", func() bool { return len(c.hooks.get(id)) > 0 })
 	c.Eventually(5*time.Second, "survivors end the call", func() bool { return c.countsAgree("p", "", 0) })
@@ -88,7 +93,7 @@ func TestKillOwnerMidCall(t *testing.T) {
 	if len(evs) != 1 || evs[0].Reason != ReasonMaxDuration || evs[0].FiredBy != next {
 		t.Fatalf("terminate events %+v", evs)
 	}
-	if d := evs[0].Duration(); d < 3*time.Second {
+	if d := evs[0].Duration(); d < maxDur {
 		t.Fatalf("ended after %v, before its maximum", d)
 	}
 	for _, d := range c.Running() {
