@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -397,5 +398,58 @@ func TestOneLateHeartbeatIsNotDeath(t *testing.T) {
 			t.Fatal("peer not up after the late heartbeat")
 		}
 		t.Logf("events: %v", ev.snapshot())
+	})
+}
+
+// TestDownPeerGetsNothing: what was queued for a peer that is declared down
+// is dropped, Send to it is refused while it is down, Broadcast skips it
+// quietly, and when it is back it sees exactly how much it missed.
+func TestDownPeerGetsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := clustertest.NewNetwork(21)
+		defer nw.Close()
+		trs := memCluster(t, nw, "n1", "n2")
+		clustertest.WaitUp(t, asTransports(trs))
+		var rec recorder
+		trs[1].Handle(cluster.ChannelUser, &rec)
+		trs[0].Send("n2", cluster.ChannelUser, []byte("before"))
+		synctest.Wait()
+
+		nw.Blackhole("n2")
+		for i := 0; i < 5; i++ { // queued (or held by the network) while n2 is still believed up
+			trs[0].Send("n2", cluster.ChannelUser, []byte("lost"))
+		}
+		sleepUntil(t, 2*time.Second, func() bool { return stateOf(trs[0], "n2") == cluster.StateDown }, "n2 never down")
+		if err := trs[0].Send("n2", cluster.ChannelUser, []byte("refused")); !errors.Is(err, cluster.ErrPeerDown) {
+			t.Fatalf("Send to a down peer returned %v, want ErrPeerDown", err)
+		}
+		if err := trs[0].Broadcast(cluster.ChannelUser, []byte("skipped")); err != nil {
+			t.Fatalf("Broadcast with a down peer returned %v, want nil", err)
+		}
+		if s := trs[0].Stats(); s.DroppedPeerDown < 2 {
+			t.Fatalf("DroppedPeerDown = %d, want the refused and the skipped message at least", s.DroppedPeerDown)
+		}
+
+		nw.Heal()
+		sleepUntil(t, 5*time.Second, func() bool { return stateOf(trs[0], "n2") == cluster.StateUp }, "n2 not back up")
+		trs[0].Send("n2", cluster.ChannelUser, []byte("after"))
+		sleepUntil(t, 2*time.Second, func() bool {
+			msgs := rec.all()
+			return len(msgs) > 0 && string(msgs[len(msgs)-1].Payload) == "after"
+		}, "message after the return not delivered")
+		msgs := rec.all()
+		last := msgs[len(msgs)-1]
+		// Seq 1 "before"; 2-6 lost, 7 refused, 8 skipped; 9 "after". Bytes
+		// the network held may have reached n2 before the old connection
+		// was closed, so count the gap from the message before "after".
+		prev := msgs[len(msgs)-2].Seq
+		if last.Seq != 9 || last.Missed != last.Seq-prev-1 || last.Missed == 0 {
+			t.Fatalf("after the return: Seq %d Missed %d (previous delivered Seq %d): the gap was not reported", last.Seq, last.Missed, prev)
+		}
+		for _, m := range msgs {
+			if string(m.Payload) == "refused" || string(m.Payload) == "skipped" {
+				t.Fatalf("%q reached the peer", m.Payload)
+			}
+		}
 	})
 }

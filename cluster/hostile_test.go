@@ -21,7 +21,12 @@ func victim(t *testing.T) (a, evil *cluster.TCP, got *recorder) {
 	clustertest.CheckLeaks(t)
 	addrs := freeLoopbackAddrs(t, 2)
 	a = startTCP(t, []cluster.NodeID{"a"}, nil, func(int) string { return addrs[0] }, nil)[0]
-	evil = startTCP(t, []cluster.NodeID{"evil"}, nil, func(int) string { return addrs[1] }, nil)[0]
+	// evil advertises a dead address, so a can never dial back and evil's
+	// own transport never opens a real connection that would supersede the
+	// forged one.
+	evil = startTCP(t, []cluster.NodeID{"evil"}, nil, func(int) string { return addrs[1] }, func(c *cluster.Config) {
+		c.Advertise = "127.0.0.1:1"
+	})[0]
 	got = &recorder{}
 	a.Handle(cluster.ChannelUser, got)
 	return a, evil, got
@@ -232,9 +237,17 @@ func TestJoinAtRunTime(t *testing.T) {
 	if err := a.RemovePeer("b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Send("b", cluster.ChannelUser, []byte("x")); !errors.Is(err, cluster.ErrUnknownPeer) {
-		t.Fatalf("Send to a removed peer returned %v", err)
+	// b still runs and keeps dialing a: it must not come back on its own.
+	for i := 0; i < 20; i++ {
+		if err := a.Send("b", cluster.ChannelUser, []byte("x")); !errors.Is(err, cluster.ErrUnknownPeer) {
+			t.Fatalf("Send to a removed peer returned %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	if err := a.AddPeer(cluster.Peer{ID: "b", Addr: addrs[1]}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 5*time.Second, func() bool { return a.Send("b", cluster.ChannelUser, []byte("back")) == nil }, "re-added peer unusable")
 }
 
 func TestWatchMembers(t *testing.T) {
@@ -260,5 +273,20 @@ func TestWatchMembers(t *testing.T) {
 		if events[i].Old != events[i-1].State {
 			t.Fatalf("events out of order: %+v", events)
 		}
+	}
+}
+
+// TestAbortLooksLikeACrash: after Abort the peer sees a death (down), not a
+// goodbye (left).
+func TestAbortLooksLikeACrash(t *testing.T) {
+	a, b := pair(t, nil, nil)
+	clustertest.WaitUp(t, asTransports([]*cluster.TCP{a, b}))
+	if err := b.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 5*time.Second, func() bool { return a.Members()[0].State == cluster.StateDown },
+		"an aborted peer not seen down (state %s)", a.Members()[0].State)
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close after Abort: %v", err)
 	}
 }

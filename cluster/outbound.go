@@ -94,9 +94,13 @@ func (p *peer) serveData(conn net.Conn, br *bufio.Reader) {
 		p.waiting = false
 		batch := p.pending
 		p.pending, p.spare = p.spare[:0], nil
+		p.queued = 0
 		p.mu.Unlock()
 
 		timeout := p.t.cfg.Profile.WriteTimeout
+		if quitting && p.t.aborted.Load() {
+			return // a crash says nothing
+		}
 		if quitting {
 			// Flush what is queued and say goodbye, within a short bound.
 			batch = appendGoodbye(batch)
@@ -131,7 +135,7 @@ func (p *peer) serveHeartbeat(conn net.Conn, br *bufio.Reader) {
 			now := p.t.cfg.Now()
 			p.pong(now, now.Sub(p.t.start)-time.Duration(f.stamp))
 			return nil
-		})
+		}, nil)
 	})
 	defer func() {
 		conn.Close()

@@ -30,6 +30,7 @@ type peer struct {
 	spare    []byte // the writer's buffer between batches
 	seq      [256]uint64
 	sent     uint64 // messages queued
+	queued   uint64 // messages in pending
 	lastErr  string // the last dial error logged at Warn, to log each reason once
 	waiting  bool   // the data writer sleeps until kicked
 	stopping bool
@@ -99,7 +100,13 @@ func (p *peer) enqueue(ch Channel, payload []byte) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	p.seq[ch]++
+	p.seq[ch]++ // taken even when dropped, so the receiver sees the gap
+	if p.state == StateDown || p.state == StateLeft {
+		p.mu.Unlock()
+		p.dropped.Add(1)
+		p.t.stats.peerDown.Add(1)
+		return ErrPeerDown
+	}
 	if len(p.pending)+len(payload)+frameOverhead > p.t.cfg.QueueBytes {
 		p.mu.Unlock()
 		p.dropped.Add(1)
@@ -108,6 +115,7 @@ func (p *peer) enqueue(ch Channel, payload []byte) error {
 	}
 	p.pending = appendData(p.pending, ch, p.seq[ch], payload)
 	p.sent++
+	p.queued++
 	// Wake the writer only when it sleeps: while it writes, frames queued
 	// meanwhile go out in its next batch without a channel operation.
 	w := p.waiting
@@ -228,6 +236,13 @@ func (p *peer) setStateLocked(s State) {
 	if s != StateUp {
 		p.rise = 0
 	}
+	if s == StateDown || s == StateLeft {
+		// A dead peer's queue would only grow and go stale: drop it (the
+		// peer sees the gap when it is back and repairs).
+		p.dropped.Add(p.queued)
+		p.t.stats.peerDown.Add(p.queued)
+		p.pending, p.queued = p.pending[:0], 0
+	}
 	if s == StateDown {
 		// Both connections of a dead peer are stale: close them (below
 		// TLS, which never blocks) so both sides start afresh.
@@ -292,19 +307,15 @@ func (p *peer) detachInbound(gen uint64) {
 	p.rmu.Unlock()
 }
 
-// deliver hands a data frame to its channel's handler, in order, with the
-// gap since the previous one.
-func (p *peer) deliver(gen uint64, f frame) error {
+// deliverLocked hands a data frame to its channel's handler, in order,
+// with the gap since the previous one. The caller holds rmu and has checked
+// that its connection is the peer's current one.
+func (p *peer) deliverLocked(f frame) {
 	t := p.t
-	p.rmu.Lock()
-	defer p.rmu.Unlock()
-	if gen != p.inGen {
-		return errSuperseded
-	}
 	last := p.lastSeq[f.channel]
 	if f.seq <= last {
 		t.stats.duplicate.Add(1) // at most once: never deliver a number twice
-		return nil
+		return
 	}
 	p.lastSeq[f.channel] = f.seq
 	m := Message{From: p.id, Channel: f.channel, Seq: f.seq, Missed: f.seq - last - 1,
@@ -316,9 +327,8 @@ func (p *peer) deliver(gen uint64, f frame) error {
 	hb := t.handlers[f.channel].Load()
 	if hb == nil {
 		t.stats.unknownChannel.Add(1)
-		return nil
+		return
 	}
 	p.received++
 	hb.h.HandleMessage(m)
-	return nil
 }

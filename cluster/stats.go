@@ -11,6 +11,10 @@ type Stats struct {
 	// DroppedQueueFull counts messages refused because a peer's queue was
 	// full (the sender got ErrQueueFull, the receiver sees a gap).
 	DroppedQueueFull uint64
+	// DroppedPeerDown counts messages dropped because their peer was down
+	// or gone: refused by Send, skipped by Broadcast, or discarded from the
+	// queue when the peer was declared down.
+	DroppedPeerDown uint64
 	// DroppedMalformed counts frames skipped because they did not decode.
 	DroppedMalformed uint64
 	// DroppedUnknownChannel counts messages for a channel with no handler.
@@ -30,16 +34,16 @@ type PeerStats struct {
 	ID          NodeID
 	State       State
 	Sent        uint64 // messages queued for the peer
-	Dropped     uint64 // messages dropped on a full queue
+	Dropped     uint64 // messages dropped: full queue, or the peer was down
 	Received    uint64 // messages delivered from the peer
 	Missed      uint64 // gaps seen in the peer's sequence numbers
 	QueuedBytes int
 }
 
 type counters struct {
-	messagesReceived, bytesSent, bytesReceived              atomic.Uint64
-	queueFull, malformed, unknownChannel, duplicate         atomic.Uint64
-	oversize, handshakeFailures, authFailures, dialFailures atomic.Uint64
+	messagesReceived, bytesSent, bytesReceived                atomic.Uint64
+	queueFull, peerDown, malformed, unknownChannel, duplicate atomic.Uint64
+	oversize, handshakeFailures, authFailures, dialFailures   atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -48,6 +52,7 @@ func (t *TCP) Stats() Stats {
 		BytesSent:             t.stats.bytesSent.Load(),
 		BytesReceived:         t.stats.bytesReceived.Load(),
 		DroppedQueueFull:      t.stats.queueFull.Load(),
+		DroppedPeerDown:       t.stats.peerDown.Load(),
 		DroppedMalformed:      t.stats.malformed.Load(),
 		DroppedUnknownChannel: t.stats.unknownChannel.Load(),
 		DroppedDuplicate:      t.stats.duplicate.Load(),

@@ -14,6 +14,7 @@ var (
 	ErrUnknownPeer    = errors.New("cluster: unknown peer")
 	ErrTooLarge       = errors.New("cluster: message larger than MaxMessageSize")
 	ErrQueueFull      = errors.New("cluster: peer send queue full, message dropped")
+	ErrPeerDown       = errors.New("cluster: peer is down, message dropped")
 	ErrNoAuth         = errors.New("cluster: no authentication configured (set Secret or TLS, or Insecure explicitly)")
 	ErrBadHandshake   = errors.New("cluster: handshake failed")
 	ErrAuthFailed     = errors.New("cluster: peer authentication failed")
@@ -94,6 +95,11 @@ func (f HandlerFunc) HandleMessage(m Message) { f(m) }
 //     receiver sees the gap (Message.Missed).
 //   - A message may be lost when a connection breaks; the receiver learns it
 //     from the sequence numbers, never from silence.
+//   - A peer declared down (or gone) gets nothing: what was queued for it is
+//     dropped and Send to it returns ErrPeerDown, so a dead peer costs no
+//     memory and a returning one is not fed stale state. It sees the gap on
+//     the first message after it is back, and repairs. Broadcast skips such
+//     peers without an error.
 //   - Messages larger than the implementation's maximum are refused with
 //     ErrTooLarge.
 //   - A message for a channel with no handler is dropped and counted.
@@ -103,8 +109,9 @@ type Transport interface {
 	LocalID() NodeID
 	// Send queues payload for one peer.
 	Send(to NodeID, ch Channel, payload []byte) error
-	// Broadcast queues payload for every known peer, whatever its state. It
-	// returns the first error met; peers after it still get the message.
+	// Broadcast queues payload for every known peer that is not down. It
+	// returns the first error met (a full queue); peers after it still get
+	// the message.
 	Broadcast(ch Channel, payload []byte) error
 	// Handle registers the handler for a channel, replacing any earlier one;
 	// nil removes it.

@@ -18,6 +18,9 @@
 //		}
 //	})
 //
+// [Check] is the owner side of fencing (the epoch to send, or ErrNotOwner)
+// and [Fence] the downstream side (refuse an epoch below one already seen).
+//
 // Two implementations: [Single] for a one-node setup (this node owns all),
 // and package raftowner, which runs hashicorp/raft so a cluster agrees on
 // owners and never lets two nodes hold a resource at once. Blocks import

@@ -106,13 +106,18 @@ func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) b
 // Owners' leases ride on the leader: while a SIP node leads, the arbiter's
 // death costs nobody a lease, and the arbiter stays the lightweight box it
 // is meant to be. If no other voter can take over, it stays leader.
+// It retries every heartbeat timeout while it leads: right after startup the
+// other voters may not be reachable yet.
 func (n *Node) yieldLeadership() {
-	select {
-	case <-n.quit:
-		return
-	case <-time.After(n.cfg.HeartbeatTimeout):
-	}
-	if n.raft.State() == raft.Leader && n.otherVoters() > 0 {
+	for {
+		select {
+		case <-n.quit:
+			return
+		case <-time.After(n.cfg.HeartbeatTimeout):
+		}
+		if n.raft.State() != raft.Leader || n.otherVoters() == 0 {
+			return
+		}
 		if err := n.await(n.raft.LeadershipTransfer()); err != nil {
 			n.cfg.Logger.Debug("raftowner: arbiter could not hand leadership on", "err", err)
 		}

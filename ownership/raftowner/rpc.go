@@ -150,7 +150,7 @@ func (n *Node) request(ctx context.Context, m message) error {
 }
 
 // transientErrors are the errors a retry (after a leader change) cures.
-var transientErrors = []error{ErrNotLeader, ErrTimeout, errNoLeader, cluster.ErrQueueFull, cluster.ErrUnknownPeer,
+var transientErrors = []error{ErrNotLeader, ErrTimeout, errNoLeader, cluster.ErrQueueFull, cluster.ErrUnknownPeer, cluster.ErrPeerDown,
 	raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrEnqueueTimeout, raft.ErrLeadershipTransferInProgress}
 
 func retryable(err error) bool {

@@ -47,6 +47,13 @@ func NewStreamTransport(mux StreamMux, timeout time.Duration, logger hclog.Logge
 		MaxPool: 3,
 		Timeout: timeout,
 		Logger:  logger,
+		// No pipelining: raft v1.7.3's pipeline can deadlock at shutdown
+		// when a peer stops answering (the sender waits for a decoder that
+		// waits for a consumer that has already exited), which hung
+		// Close in a fault round. The ownership log carries a few small
+		// entries a second; synchronous replication with deadlines costs
+		// nothing that matters.
+		MaxRPCsInFlight: 1,
 	}), nil
 }
 

@@ -29,24 +29,35 @@ func TestOrderAndCloseDrains(t *testing.T) {
 	stop()
 }
 
-func TestStopDoesNotDrain(t *testing.T) {
+func TestNoCallAfterStop(t *testing.T) {
 	var h Hub[int]
 	defer h.Close()
+	var mu sync.Mutex
+	calls := 0
 	started := make(chan struct{})
 	release := make(chan struct{})
-	calls := 0
 	stop := h.Add(func(int) bool { return true }, func(int) {
+		mu.Lock()
 		calls++
-		if calls == 1 {
+		first := calls == 1
+		mu.Unlock()
+		if first {
 			close(started)
 			<-release
 		}
 	}, nil)
 	h.Publish(1, 2, 3)
 	<-started
-	go close(release)
-	stop() // waits for the running call, drops 2 and 3
-	if calls != 1 {
-		t.Fatalf("fn ran %d times after stop, want 1", calls)
+	close(release)
+	stop() // waits for a running call
+	mu.Lock()
+	after := calls
+	mu.Unlock()
+	h.Publish(4, 5)
+	h.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != after {
+		t.Fatalf("fn ran %d more times after stop returned", calls-after)
 	}
 }
