@@ -27,7 +27,7 @@ type Tracker struct {
 	mu       sync.Mutex
 	dialogs  map[ID]*record
 	held     map[cluster.NodeID]heldRes // origin's node resource, held here
-	maxEpoch map[cluster.NodeID]uint64 // origin → largest epoch heard of
+	maxEpoch map[cluster.NodeID]uint64  // origin → largest epoch heard of
 	timers   timerHeap
 	tombs    []*record // terminated, in gcAt order
 	sync     syncState
