@@ -31,7 +31,9 @@ type Config struct {
 	// Ownership decides which node runs a dialog's timers and fires its
 	// terminate hook: the holder of ownership.NodeResource(origin). Nil:
 	// ownership.NewSingle on the transport's (or "local") ID, which the
-	// tracker closes.
+	// tracker closes; every node then owns only its own dialogs and nobody
+	// takes a dead node's over, so give a cluster a real Manager
+	// (raftowner).
 	Ownership ownership.Manager
 	// Peers are the candidates after this node for its node resource, in
 	// order; default the transport's members sorted by ID.
