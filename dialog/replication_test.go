@@ -1,0 +1,104 @@
+package dialog
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/cluster/clustertest"
+)
+
+// INVITE through n1, ACK and BYE through n2: the dialog ends on every node,
+// its terminate hook fires once, on the owner of node/n1.
+func TestByeOnAnotherNode(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := newTestCluster(t, 1, 3, nil)
+	a, b := c.D("n1"), c.D("n2")
+	call := call{"x1", "ft", "tt"}
+	id, err := a.Invite(call.invite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.AddProfile(id, "calls-per-tenant", "acme")
+	a.SetVar(id, "tenant", "acme")
+	a.Response(call.res(t, 200, "tt"))
+	c.Eventually(5*time.Second, "all nodes count the call", func() bool { return c.countsAgree("calls-per-tenant", "acme", 1) })
+	if v, _ := b.Var(id, "tenant"); v != "acme" {
+		t.Fatalf("var on n2: %q", v)
+	}
+	c.Eventually(5*time.Second, "n2 sees the answer", func() bool { in, _ := b.Get(id); return in.State == Confirmed })
+	if _, ok := b.Request(call.req(t, "ACK", false, 1)); !ok {
+		t.Fatal("ACK on n2 not matched")
+	}
+	if _, ok := b.Request(call.req(t, "BYE", false, 2)); !ok {
+		t.Fatal("BYE on n2 not matched")
+	}
+	c.Eventually(5*time.Second, "every node ends the call", func() bool {
+		for _, d := range c.Running() {
+			if in, _ := d.Get(id); in.State != Terminated {
+				return false
+			}
+		}
+		return c.countsAgree("calls-per-tenant", "acme", 0)
+	})
+	c.Eventually(5*time.Second, "the terminate hook", func() bool { return len(c.hooks.get(id)) > 0 })
+	time.Sleep(300 * time.Millisecond)
+	evs := c.hooks.get(id)
+	// n1 holds node/n1 unless its lease lapsed under load and the resource
+	// moved (Sticky): the hook must come from the holder either way.
+	if len(evs) != 1 || evs[0].FiredBy != c.Holder("n1") || evs[0].TerminatedBy != "n2" || evs[0].HungUp != PartyCaller || !evs[0].Acked {
+		t.Fatalf("terminate events %+v (node/n1 held by %s)", evs, c.Holder("n1"))
+	}
+	for _, d := range c.Running() {
+		if s := d.Stats(); s.Underflows != 0 || s.Malformed != 0 {
+			t.Fatalf("%s stats %+v", d.LocalID(), s)
+		}
+	}
+}
+
+// The owner dies mid-call: the call stays counted on the survivors, the
+// next candidate of node/n1 takes its timer over, and the timeout fires
+// once.
+func TestKillOwnerMidCall(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	const maxDur = 4 * time.Second
+	c := newTestCluster(t, 2, 3, func(cfg *Config) { cfg.MaxDuration = maxDur })
+	a := c.D("n1")
+	call := call{"k1", "ft", "tt"}
+	id, _ := a.Invite(call.invite(t))
+	a.AddProfile(id, "p", "")
+	a.Response(call.res(t, 200, "tt"))
+	a.Request(call.req(t, "ACK", false, 1))
+	c.Eventually(5*time.Second, "all count it", func() bool { return c.countsAgree("p", "", 1) })
+	start := time.Now()
+	owner := c.Holder("n1")
+	if owner != "n1" {
+		t.Fatalf("node/n1 held by %s, want n1 (the origin is the owner)", owner)
+	}
+	c.Kill(owner)
+	if !c.countsAgree("p", "", 1) {
+		t.Fatal("the call was dropped when its owner died")
+	}
+	var next cluster.NodeID
+	c.Eventually(10*time.Second, "another node takes node/n1", func() bool { next = c.Holder("n1"); return next != "" })
+	// Unless the takeover was slow enough for the call to reach its
+	// maximum (a loaded machine), it is still counted after it.
+	if took := time.Since(start); took < maxDur-time.Second && !c.countsAgree("p", "", 1) {
+		t.Fatalf("the call was dropped at the takeover (%v after the kill)", took)
+	}
+	c.Eventually(15*time.Second, "the timeout", func() bool { return len(c.hooks.get(id)) > 0 })
+	c.Eventually(5*time.Second, "survivors end the call", func() bool { return c.countsAgree("p", "", 0) })
+	time.Sleep(500 * time.Millisecond)
+	evs := c.hooks.get(id)
+	if len(evs) != 1 || evs[0].Reason != ReasonMaxDuration || evs[0].FiredBy != next {
+		t.Fatalf("terminate events %+v", evs)
+	}
+	if d := evs[0].Duration(); d < maxDur {
+		t.Fatalf("ended after %v, before its maximum", d)
+	}
+	for _, d := range c.Running() {
+		if s := d.Stats(); s.Underflows != 0 {
+			t.Fatalf("%s underflows %d", d.LocalID(), s.Underflows)
+		}
+	}
+}
