@@ -32,7 +32,7 @@ func benchPair(b *testing.B) (a, c *cluster.TCP) {
 	addrs := freeLoopbackAddrs(b, 2)
 	var trs []*cluster.TCP
 	for i, id := range []cluster.NodeID{"a", "c"} {
-		cfg := cluster.Config{ID: id, Listen: addrs[i], Secret: testSecret, Logger: quietLogger(b),
+		cfg := cluster.Config{ID: id, Listen: addrs[i], Secret: testSecret, Logger: clustertest.Logger(b),
 			Peers: []cluster.Peer{{ID: []cluster.NodeID{"c", "a"}[i], Addr: addrs[1-i]}}}
 		tr, err := cluster.NewTCP(b.Context(), cfg)
 		if err != nil {

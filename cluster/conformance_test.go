@@ -22,7 +22,7 @@ func startTCP(t *testing.T, ids []cluster.NodeID, network cluster.Network, addr 
 				peers = append(peers, cluster.Peer{ID: other, Addr: addr(j)})
 			}
 		}
-		cfg := cluster.Config{ID: id, Listen: addr(i), Peers: peers, Secret: testSecret, Network: network, Logger: quietLogger(t)}
+		cfg := cluster.Config{ID: id, Listen: addr(i), Peers: peers, Secret: testSecret, Network: network, Logger: clustertest.Logger(t)}
 		if tweak != nil {
 			tweak(&cfg)
 		}

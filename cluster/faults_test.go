@@ -27,23 +27,10 @@ func memCluster(t *testing.T, nw *clustertest.Network, names ...string) []*clust
 	return out
 }
 
-// startMemNode starts node i of ids on host ids[i], listening on port 7946.
+// startMemNode starts node i of ids on host ids[i].
 func startMemNode(t *testing.T, nw *clustertest.Network, ids []cluster.NodeID, i int) *cluster.TCP {
 	t.Helper()
-	var peers []cluster.Peer
-	for j, other := range ids {
-		if j != i {
-			peers = append(peers, cluster.Peer{ID: other, Addr: string(other) + ":7946"})
-		}
-	}
-	host := nw.Host(string(ids[i]))
-	tr, err := cluster.NewTCP(t.Context(), cluster.Config{ID: ids[i], Listen: string(ids[i]) + ":7946",
-		Peers: peers, Secret: testSecret, Network: host, Now: host.Now, Logger: quietLogger(t)})
-	if err != nil {
-		t.Fatalf("NewTCP %s: %v", ids[i], err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
+	return clustertest.StartTCP(t, nw, ids, i, func(c *cluster.Config) { c.Secret = testSecret })
 }
 
 func TestTCPConformanceMemNetwork(t *testing.T) {

@@ -1,32 +1,9 @@
 package cluster_test
 
 import (
-	"io"
-	"log/slog"
 	"net"
-	"os"
 	"testing"
 )
-
-// quietLogger logs to the test log only when -v is set, at debug level when
-// SIPHA_DEBUG is set.
-func quietLogger(t testing.TB) *slog.Logger {
-	if !testing.Verbose() {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	level := slog.LevelInfo
-	if os.Getenv("SIPHA_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(string(b[:len(b)-1]))
-	return len(b), nil
-}
 
 // freeLoopbackAddrs reserves n loopback ports. The ports are released before
 // use, so another process could take one in between; on a test machine that

@@ -1,8 +1,6 @@
 package ratelimit_test
 
 import (
-	"io"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -20,26 +18,6 @@ import (
 
 var testSecret = []byte("ratelimit-test-secret-0123456789")
 
-// quietLogger logs to the test log only with -v, at debug level when
-// SIPHA_DEBUG is set.
-func quietLogger(t testing.TB) *slog.Logger {
-	if !testing.Verbose() {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	level := slog.LevelInfo
-	if os.Getenv("SIPHA_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(string(b[:len(b)-1]))
-	return len(b), nil
-}
-
 // node is one cluster member under test: its transport and its limiter.
 type node struct {
 	id cluster.NodeID
@@ -52,19 +30,9 @@ type node struct {
 // memNode starts node i of ids on its host of nw, with a limiter of cfg.
 func memNode(t *testing.T, nw *clustertest.Network, ids []cluster.NodeID, i int, cfg ratelimit.Config) *node {
 	t.Helper()
-	var peers []cluster.Peer
-	for j, other := range ids {
-		if j != i {
-			peers = append(peers, cluster.Peer{ID: other, Addr: string(other) + ":7946"})
-		}
-	}
+	tr := clustertest.StartTCP(t, nw, ids, i, func(c *cluster.Config) { c.Secret = testSecret })
 	host := nw.Host(string(ids[i]))
-	tr, err := cluster.NewTCP(t.Context(), cluster.Config{ID: ids[i], Listen: string(ids[i]) + ":7946",
-		Peers: peers, Secret: testSecret, Network: host, Now: host.Now, Logger: quietLogger(t)})
-	if err != nil {
-		t.Fatalf("NewTCP %s: %v", ids[i], err)
-	}
-	cfg.Transport, cfg.Now, cfg.Logger = tr, host.Now, quietLogger(t)
+	cfg.Transport, cfg.Now, cfg.Logger = tr, host.Now, clustertest.Logger(t)
 	rl, err := ratelimit.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 
 func newLocal(t *testing.T, cfg ratelimit.Config) *ratelimit.Limiter {
 	t.Helper()
-	cfg.Logger = quietLogger(t)
+	cfg.Logger = clustertest.Logger(t)
 	l, err := ratelimit.New(cfg)
 	if err != nil {
 		t.Fatal(err)

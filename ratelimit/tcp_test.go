@@ -53,13 +53,13 @@ func loopbackCluster(t *testing.T, cfg ratelimit.Config, n int) []*node {
 			}
 		}
 		tr, err := cluster.NewTCP(t.Context(), cluster.Config{ID: id, Listen: addrs[i], Peers: peers,
-			Secret: testSecret, Logger: quietLogger(t)})
+			Secret: testSecret, Logger: clustertest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := cfg
 		mt := &muteTransport{Transport: tr}
-		c.Transport, c.Logger = mt, quietLogger(t)
+		c.Transport, c.Logger = mt, clustertest.Logger(t)
 		rl, err := ratelimit.New(c)
 		if err != nil {
 			tr.Close()

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // BenchmarkRegistrarUDP drives REGISTERs over real UDP into a sipgo server
@@ -41,7 +43,7 @@ func clustertestEventually(b *testing.B, cond func() bool) {
 // driveRegistrar sends b.N REGISTERs (distinct AORs) with at most 256
 // outstanding and returns the answered rate.
 func driveRegistrar(b *testing.B, st *Store) float64 {
-	r, err := NewRegistrar(st, RegistrarConfig{Logger: quietLogger(b)})
+	r, err := NewRegistrar(st, RegistrarConfig{Logger: clustertest.Logger(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // realistic returns binding i with field sizes from the README's budget:
@@ -100,7 +102,7 @@ func realisticAOR(i int) string { return aorCache[i&4095] }
 func BenchmarkHeapPerBinding(b *testing.B) {
 	for range b.N {
 		before := heapInUse()
-		s, err := New(Config{Logger: quietLogger(b)})
+		s, err := New(Config{Logger: clustertest.Logger(b)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -2,9 +2,6 @@ package usrloc
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -49,7 +46,7 @@ func startNodeStore(t testing.TB, nw *clustertest.Network, ids []cluster.NodeID,
 	}
 	host := nw.Host(string(ids[i]))
 	ccfg := cluster.Config{ID: ids[i], Listen: string(ids[i]) + ":7946",
-		Peers: peers, Secret: testSecret, Network: host, Now: host.Now, Logger: quietLogger(t)}
+		Peers: peers, Secret: testSecret, Network: host, Now: host.Now, Logger: clustertest.Logger(t)}
 	for _, o := range opts {
 		o(&ccfg)
 	}
@@ -57,13 +54,13 @@ func startNodeStore(t testing.TB, nw *clustertest.Network, ids []cluster.NodeID,
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg.Node, scfg.Now, scfg.Logger = ids[i], host.Now, quietLogger(t)
+	scfg.Node, scfg.Now, scfg.Logger = ids[i], host.Now, clustertest.Logger(t)
 	st, err := New(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rcfg.Now = host.Now
-	rcfg.Logger = quietLogger(t).With("node", ids[i])
+	rcfg.Logger = clustertest.Logger(t).With("node", ids[i])
 	rp, err := NewReplicator(st, tr, rcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -124,23 +121,4 @@ func registerN(t testing.TB, n *node, from, to int, tag string) {
 func smallQueues(c *cluster.Config) {
 	c.MaxMessageSize = 64 << 10
 	c.QueueBytes = 80 << 10
-}
-
-// quietLogger logs to the test log only with -v (debug with SIPHA_DEBUG).
-func quietLogger(t testing.TB) *slog.Logger {
-	if !testing.Verbose() {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	level := slog.LevelInfo
-	if os.Getenv("SIPHA_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(string(b[:len(b)-1]))
-	return len(b), nil
 }

@@ -21,7 +21,7 @@ func TestHostilePeerMessages(t *testing.T) {
 		n1 := startNode(t, nw, ids, 0, ReplicatorConfig{NoJoin: true})
 		host := nw.Host("n2")
 		evil, err := cluster.NewTCP(t.Context(), cluster.Config{ID: "n2", Listen: "n2:7946",
-			Peers: []cluster.Peer{{ID: "n1", Addr: "n1:7946"}}, Secret: testSecret, Network: host, Now: host.Now, Logger: quietLogger(t)})
+			Peers: []cluster.Peer{{ID: "n1", Addr: "n1:7946"}}, Secret: testSecret, Network: host, Now: host.Now, Logger: clustertest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -41,15 +41,15 @@ type lbNode struct {
 
 func startLoopback(tb testing.TB, id cluster.NodeID, addr string, peers []cluster.Peer, rcfg ReplicatorConfig) *lbNode {
 	tb.Helper()
-	tr, err := cluster.NewTCP(tb.Context(), cluster.Config{ID: id, Listen: addr, Peers: peers, Secret: testSecret, Logger: quietLogger(tb)})
+	tr, err := cluster.NewTCP(tb.Context(), cluster.Config{ID: id, Listen: addr, Peers: peers, Secret: testSecret, Logger: clustertest.Logger(tb)})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	st, err := New(Config{Node: id, Logger: quietLogger(tb)})
+	st, err := New(Config{Node: id, Logger: clustertest.Logger(tb)})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rcfg.Logger = quietLogger(tb)
+	rcfg.Logger = clustertest.Logger(tb)
 	rp, err := NewReplicator(st, tr, rcfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -111,22 +111,22 @@ func loopbackNodes(t *testing.T, n int, rcfg RegistrarConfig) ([]*node, []string
 				peers = append(peers, cluster.Peer{ID: ids[j], Addr: addrs[j]})
 			}
 		}
-		tr, err := cluster.NewTCP(t.Context(), cluster.Config{ID: id, Listen: addrs[i], Peers: peers, Secret: testSecret, Logger: quietLogger(t)})
+		tr, err := cluster.NewTCP(t.Context(), cluster.Config{ID: id, Listen: addrs[i], Peers: peers, Secret: testSecret, Logger: clustertest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := New(Config{Node: id, Logger: quietLogger(t), ExpiryResolution: 20 * time.Millisecond})
+		st, err := New(Config{Node: id, Logger: clustertest.Logger(t), ExpiryResolution: 20 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rp, err := NewReplicator(st, tr, ReplicatorConfig{NoJoin: true, Logger: quietLogger(t)})
+		rp, err := NewReplicator(st, tr, ReplicatorConfig{NoJoin: true, Logger: clustertest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		nd := &node{id: id, tr: tr, st: st, rp: rp}
 		t.Cleanup(nd.close)
 		cfg := rcfg
-		cfg.Logger = quietLogger(t)
+		cfg.Logger = clustertest.Logger(t)
 		reg, err := NewRegistrar(st, cfg)
 		if err != nil {
 			t.Fatal(err)

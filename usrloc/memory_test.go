@@ -3,6 +3,8 @@ package usrloc
 import (
 	"runtime"
 	"testing"
+
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // TestHeapPerBindingBudget guards the memory layout: 50k realistic
@@ -14,7 +16,7 @@ func TestHeapPerBindingBudget(t *testing.T) {
 	}
 	const n = 50_000
 	before := heapInUse()
-	s, err := New(Config{Logger: quietLogger(t)})
+	s, err := New(Config{Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 func TestPersistRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "usrloc.db")
 	s1 := newTestStore(t, Config{Node: "n1"})
-	p1, err := OpenPersister(s1, PersistConfig{Path: path, FlushInterval: 10 * time.Millisecond, Logger: quietLogger(t)})
+	p1, err := OpenPersister(s1, PersistConfig{Path: path, FlushInterval: 10 * time.Millisecond, Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestPersistRoundTrip(t *testing.T) {
 	time.Sleep(60 * time.Millisecond) // the short binding expires while "down"
 
 	s2 := newTestStore(t, Config{Node: "n1"})
-	p2, err := OpenPersister(s2, PersistConfig{Path: path, Logger: quietLogger(t)})
+	p2, err := OpenPersister(s2, PersistConfig{Path: path, Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestPersistRejectsBadFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newTestStore(t, Config{})
-	if _, err := OpenPersister(s, PersistConfig{Path: path, Logger: quietLogger(t)}); err == nil {
+	if _, err := OpenPersister(s, PersistConfig{Path: path, Logger: clustertest.Logger(t)}); err == nil {
 		t.Fatal("opened a junk file")
 	}
 	if _, err := OpenPersister(s, PersistConfig{}); err == nil {
@@ -76,8 +76,8 @@ func TestPersistThenJoinNewerWins(t *testing.T) {
 	clustertest.CheckLeaks(t)
 	path := filepath.Join(t.TempDir(), "n1.db")
 	// n1's earlier life: A (old version) and B, written to its file.
-	s0, _ := New(Config{Node: "n1", Logger: quietLogger(t)})
-	p0, err := OpenPersister(s0, PersistConfig{Path: path, Logger: quietLogger(t)})
+	s0, _ := New(Config{Node: "n1", Logger: clustertest.Logger(t)})
+	p0, err := OpenPersister(s0, PersistConfig{Path: path, Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,19 +101,19 @@ func TestPersistThenJoinNewerWins(t *testing.T) {
 	// n1 restarts: file first, then the join.
 	host := nw.Host("n1")
 	tr, err := cluster.NewTCP(t.Context(), cluster.Config{ID: "n1", Listen: "n1:7946", Peers: []cluster.Peer{{ID: "n2", Addr: "n2:7946"}},
-		Secret: testSecret, Network: host, Now: host.Now, Logger: quietLogger(t)})
+		Secret: testSecret, Network: host, Now: host.Now, Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s1, _ := New(Config{Node: "n1", Logger: quietLogger(t)})
-	p1, err := OpenPersister(s1, PersistConfig{Path: path, Logger: quietLogger(t)})
+	s1, _ := New(Config{Node: "n1", Logger: clustertest.Logger(t)})
+	p1, err := OpenPersister(s1, PersistConfig{Path: path, Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s1.Len() != 2 {
 		t.Fatalf("file gave %d bindings", s1.Len())
 	}
-	rp, err := NewReplicator(s1, tr, ReplicatorConfig{AntiEntropyInterval: 200 * time.Millisecond, Logger: quietLogger(t)})
+	rp, err := NewReplicator(s1, tr, ReplicatorConfig{AntiEntropyInterval: 200 * time.Millisecond, Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +138,8 @@ func TestPersistStaleFilePruned(t *testing.T) {
 	clustertest.CheckLeaks(t)
 	const ttl = time.Second
 	path := filepath.Join(t.TempDir(), "n1.db")
-	s0, _ := New(Config{Node: "n1", TombstoneTTL: ttl, Logger: quietLogger(t)})
-	p0, err := OpenPersister(s0, PersistConfig{Path: path, FlushInterval: 10 * time.Millisecond, Logger: quietLogger(t)})
+	s0, _ := New(Config{Node: "n1", TombstoneTTL: ttl, Logger: clustertest.Logger(t)})
+	p0, err := OpenPersister(s0, PersistConfig{Path: path, FlushInterval: 10 * time.Millisecond, Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,19 +160,19 @@ func TestPersistStaleFilePruned(t *testing.T) {
 
 	host := nw.Host("n1")
 	tr, err := cluster.NewTCP(t.Context(), cluster.Config{ID: "n1", Listen: "n1:7946", Peers: []cluster.Peer{{ID: "n2", Addr: "n2:7946"}},
-		Secret: testSecret, Network: host, Now: host.Now, Logger: quietLogger(t)})
+		Secret: testSecret, Network: host, Now: host.Now, Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s1, _ := New(Config{Node: "n1", TombstoneTTL: ttl, Logger: quietLogger(t)})
-	p1, err := OpenPersister(s1, PersistConfig{Path: path, Logger: quietLogger(t)})
+	s1, _ := New(Config{Node: "n1", TombstoneTTL: ttl, Logger: clustertest.Logger(t)})
+	p1, err := OpenPersister(s1, PersistConfig{Path: path, Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s1.Len() != 2 || p1.LastWritten().IsZero() {
 		t.Fatalf("file gave %d bindings, written %v", s1.Len(), p1.LastWritten())
 	}
-	rp, err := NewReplicator(s1, tr, ReplicatorConfig{StateAsOf: p1.LastWritten(), AntiEntropyInterval: 100 * time.Millisecond, Logger: quietLogger(t)})
+	rp, err := NewReplicator(s1, tr, ReplicatorConfig{StateAsOf: p1.LastWritten(), AntiEntropyInterval: 100 * time.Millisecond, Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func TestPingerOnlyOwnerPingsAndTakesOver(t *testing.T) {
 		put("sip:c@x", "sip:c@192.0.2.3", "tcp:10.0.0.1:5060")
 		own := &fakeOwner{held: map[string]bool{"socket/udp:10.0.0.1:5060": true, "socket/tcp:10.0.0.1:5060": true}}
 		log := &pingLog{at: map[string][]time.Time{}}
-		p, err := NewPinger(s, PingerConfig{Owner: own, Send: log.send, Interval: time.Second, Logger: quietLogger(t)})
+		p, err := NewPinger(s, PingerConfig{Owner: own, Send: log.send, Interval: time.Second, Logger: clustertest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestPingerRemovesAfterFailures(t *testing.T) {
 		s.Register(reg("sip:dead@x", "ua-callid", 7, c), nil)
 		own := &fakeOwner{held: map[string]bool{"socket/udp:10.0.0.1:5060": true}}
 		log := &pingLog{at: map[string][]time.Time{}, fail: map[string]bool{"sip:dead@192.0.2.9": true}}
-		p, err := NewPinger(s, PingerConfig{Owner: own, Send: log.send, Interval: time.Second, MaxFailures: 3, Logger: quietLogger(t)})
+		p, err := NewPinger(s, PingerConfig{Owner: own, Send: log.send, Interval: time.Second, MaxFailures: 3, Logger: clustertest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +200,7 @@ func TestSipgoKeepaliveRealUA(t *testing.T) {
 // the flow.
 func TestCRLFKeepaliveAnswered(t *testing.T) {
 	s := newTestStore(t, Config{})
-	r, err := NewRegistrar(s, RegistrarConfig{Logger: quietLogger(t)})
+	r, err := NewRegistrar(s, RegistrarConfig{Logger: clustertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 func newRegistrar(t testing.TB, scfg Config, rcfg RegistrarConfig) (*Store, *Registrar, string) {
 	t.Helper()
 	s := newTestStore(t, scfg)
 	if rcfg.Logger == nil {
-		rcfg.Logger = quietLogger(t)
+		rcfg.Logger = clustertest.Logger(t)
 	}
 	r, err := NewRegistrar(s, rcfg)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // sipServer runs a real sipgo UDP server on loopback with handler for
@@ -27,7 +28,7 @@ func sipServerFor(t testing.TB, method sip.RequestMethod, handler sipgo.RequestH
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quietLogger(t)))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(clustertest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func sipTCPServer(t testing.TB, handler sipgo.RequestHandler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quietLogger(t)))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(clustertest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

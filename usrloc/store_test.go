@@ -14,7 +14,7 @@ import (
 func newTestStore(t testing.TB, cfg Config) *Store {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = quietLogger(t)
+		cfg.Logger = clustertest.Logger(t)
 	}
 	s, err := New(cfg)
 	if err != nil {
