@@ -33,6 +33,7 @@ type Node struct {
 	hub  watch.Hub[ownership.Event]
 	// closers release the stores after raft has shut down.
 	closers []io.Closer
+	stable  *guardedStable
 
 	mu        sync.Mutex
 	lease     leaseState
@@ -101,10 +102,12 @@ func New(tr cluster.Transport, rt raft.Transport, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 
-	logs, stable, snaps, closers, err := openStores(cfg)
+	logs, rawStable, snaps, closers, err := openStores(cfg)
 	if err != nil {
 		return nil, err
 	}
+	stable := &guardedStable{StableStore: rawStable}
+	n.stable = stable
 	n.closers = closers
 	n.logs = logs
 	fail := func(err error) (*Node, error) {
@@ -179,6 +182,7 @@ func openStores(cfg Config) (raft.LogStore, raft.StableStore, raft.SnapshotStore
 }
 
 func (n *Node) closeStores() {
+	n.stable.close() // first: see guardedStable
 	for _, c := range n.closers {
 		c.Close()
 	}
