@@ -24,7 +24,7 @@ func (t *Tracker) handle(m cluster.Message) {
 		// Something from this peer was lost (or it restarted): pull its
 		// whole table. Merging is idempotent, so what we already have
 		// costs only bandwidth.
-		t.resync(m.From, true)
+		t.gap(m.From)
 	}
 	msg, err := decode(m.Payload)
 	if err != nil {

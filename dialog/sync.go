@@ -10,15 +10,17 @@ import (
 // A resync pulls a peer's whole table: the peer answers a request with
 // chunks of records and an end message carrying how many it sent. The
 // puller counts the records of that session and accepts it only if the
-// count matches and no sequence gap from that peer broke the session; else
-// it asks again. Live updates keep flowing meanwhile and need no buffering:
+// count matches and no sequence gap from that peer fell after the session's
+// first chunk; else it asks again. Live updates keep flowing meanwhile and need no buffering:
 // records merge in any order.
 
-// A donor keeps at most syncWindow chunks of syncChunkBytes unacknowledged,
-// so a table of any size goes through a peer queue of a few hundred KB
-// alongside live traffic instead of overflowing it.
+// A donor keeps at most syncWindow chunks of about syncChunkBytes
+// unacknowledged (about 130 KB), so a table of any size goes through a peer
+// queue of a few hundred KB with room left for live traffic. A window that
+// filled the queue made the donor's own heartbeat overflow it: the puller
+// saw the gap, abandoned the session and asked again, forever.
 const (
-	syncChunkBytes = 64 << 10
+	syncChunkBytes = 32 << 10
 	syncWindow     = 4
 )
 
@@ -26,7 +28,7 @@ type peerSync struct {
 	session uint64 // outstanding request; 0 = none
 	got     uint64 // records received in session
 	chunks  uint64 // chunks received in session
-	broken  bool
+	again   bool   // a gap was seen during the session: one more pass after it
 	asked   time.Time
 }
 
@@ -101,7 +103,7 @@ func (t *Tracker) resync(peer cluster.NodeID, repair bool) {
 		t.sync.peers[peer] = ps
 	}
 	t.sync.next++
-	ps.session, ps.got, ps.chunks, ps.broken, ps.asked = t.sync.next, 0, 0, false, t.cfg.Now()
+	ps.session, ps.got, ps.chunks, ps.again, ps.asked = t.sync.next, 0, 0, false, t.cfg.Now()
 	session := ps.session
 	t.mu.Unlock()
 	if repair {
@@ -109,6 +111,25 @@ func (t *Tracker) resync(peer cluster.NodeID, repair bool) {
 	}
 	if t.tr.Send(peer, cluster.ChannelDialog, appendSyncReq(nil, session)) != nil {
 		t.stats.sendErrors.Add(1)
+	}
+}
+
+// gap repairs a loss in peer's sequence, seen on a message about to be
+// handled. With no resync in flight it asks for one. While one is in
+// flight it never abandons it (that restarted a big table on every lost
+// message and, with steady loss, never finished): before the session's
+// first chunk, the loss is of a change the session carries (serveSync);
+// after it, one more pass follows this one.
+func (t *Tracker) gap(peer cluster.NodeID) {
+	t.mu.Lock()
+	ps := t.sync.peers[peer]
+	inFlight := ps != nil && ps.session != 0
+	if inFlight && ps.chunks > 0 {
+		ps.again = true
+	}
+	t.mu.Unlock()
+	if !inFlight {
+		t.resync(peer, true)
 	}
 }
 
@@ -151,7 +172,7 @@ func (t *Tracker) syncEnd(peer cluster.NodeID, session, total uint64) {
 		t.mu.Unlock()
 		return
 	}
-	ok := !ps.broken && ps.got == total
+	ok := ps.got == total && !ps.again
 	if ok {
 		ps.session = 0
 		delete(t.sync.pending, peer)
@@ -205,24 +226,44 @@ func (t *Tracker) onMember(ev cluster.MemberEvent) {
 // serveSync starts sending this node's table to a peer: chunks, at most
 // syncWindow unacknowledged, then the record count. A new request from the
 // same peer replaces the one being served.
+//
+// The list of records is taken and the first chunk (or, for an empty table,
+// the end) sent under one hold of the lock, after which the rest is encoded
+// a chunk at a time, so a big table never stalls call processing for the
+// whole encode. That first send is what lets the puller tell gaps apart:
+// an update lost before it was a change made before the list was taken, so
+// the session carries it (see gap). A record that changes later is sent in
+// its newer state, which merging accepts in any order.
 func (t *Tracker) serveSync(to cluster.NodeID, session uint64) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.closed {
-		t.mu.Unlock()
 		return
+	}
+	if old := t.sync.donors[to]; old != nil {
+		close(old.quit)
+		delete(t.sync.donors, to)
 	}
 	rs := make([]*record, 0, len(t.dialogs))
 	for _, r := range t.dialogs {
 		rs = append(rs, r)
 	}
-	chunks := encodeChunks(session, rs)
-	if old := t.sync.donors[to]; old != nil {
-		close(old.quit)
+	total := uint64(len(rs))
+	if total == 0 {
+		t.send(to, appendSyncEnd(nil, session, 0))
+		return
+	}
+	c, n := encodeChunk(session, rs)
+	if !t.send(to, c) {
+		return // the puller sees the gap or times out and asks again
+	}
+	if n == len(rs) {
+		t.send(to, appendSyncEnd(nil, session, total))
+		return
 	}
 	d := &donor{session: session, acks: make(chan uint64, 1), quit: make(chan struct{})}
 	t.sync.donors[to] = d
 	t.wg.Add(1)
-	t.mu.Unlock()
 	go func() {
 		defer t.wg.Done()
 		defer func() {
@@ -232,16 +273,26 @@ func (t *Tracker) serveSync(to cluster.NodeID, session uint64) {
 			}
 			t.mu.Unlock()
 		}()
-		t.sendTable(to, d, chunks, uint64(len(rs)))
+		t.sendTable(to, d, rs[n:], total)
 	}()
 }
 
-func (t *Tracker) sendTable(to cluster.NodeID, d *donor, chunks [][]byte, total uint64) {
+// send sends one message to a peer and counts a refusal.
+func (t *Tracker) send(to cluster.NodeID, msg []byte) bool {
+	if err := t.tr.Send(to, cluster.ChannelDialog, msg); err != nil {
+		t.stats.sendErrors.Add(1)
+		return false
+	}
+	return true
+}
+
+// sendTable sends the rest of a table after its first chunk.
+func (t *Tracker) sendTable(to cluster.NodeID, d *donor, rs []*record, total uint64) {
 	var acked uint64
 	timeout := time.NewTimer(t.cfg.SyncRetry)
 	defer timeout.Stop()
-	for i, c := range chunks {
-		for uint64(i) >= acked+syncWindow {
+	for i := uint64(1); len(rs) > 0; i++ {
+		for i >= acked+syncWindow {
 			select {
 			case acked = <-d.acks:
 				timeout.Reset(t.cfg.SyncRetry)
@@ -253,30 +304,37 @@ func (t *Tracker) sendTable(to cluster.NodeID, d *donor, chunks [][]byte, total 
 				return
 			}
 		}
-		if err := t.tr.Send(to, cluster.ChannelDialog, c); err != nil {
-			// The puller sees the gap or times out and asks again.
-			t.stats.sendErrors.Add(1)
-			return
+		t.mu.Lock()
+		c, n := encodeChunk(d.session, rs)
+		t.mu.Unlock()
+		rs = rs[n:]
+		if !t.send(to, c) {
+			return // the puller sees the gap or times out and asks again
 		}
 	}
-	if t.tr.Send(to, cluster.ChannelDialog, appendSyncEnd(nil, d.session, total)) != nil {
-		t.stats.sendErrors.Add(1)
-	}
+	t.send(to, appendSyncEnd(nil, d.session, total))
 }
 
-// encodeChunks encodes records as sync chunks of about syncChunkBytes.
-// The caller holds the lock (records change under it).
+// encodeChunk encodes the first records of rs as one sync chunk of about
+// syncChunkBytes and says how many it took. The caller holds the lock
+// (records change under it).
+func encodeChunk(session uint64, rs []*record) ([]byte, int) {
+	var body []byte
+	n := 0
+	for n < len(rs) && n < maxChunk && len(body) < syncChunkBytes {
+		body = appendRecord(body, rs[n])
+		n++
+	}
+	return append(appendSyncChunkHead(nil, session, uint64(n)), body...), n
+}
+
+// encodeChunks encodes all of rs as sync chunks. The caller holds the lock.
 func encodeChunks(session uint64, rs []*record) [][]byte {
 	var chunks [][]byte
-	var cur []byte
-	var n uint64
-	for i, r := range rs {
-		cur = appendRecord(cur, r)
-		n++
-		if len(cur) >= syncChunkBytes || n == maxChunk || i == len(rs)-1 {
-			chunks = append(chunks, append(appendSyncChunkHead(nil, session, n), cur...))
-			cur, n = cur[:0], 0
-		}
+	for len(rs) > 0 {
+		c, n := encodeChunk(session, rs)
+		chunks = append(chunks, c)
+		rs = rs[n:]
 	}
 	return chunks
 }
