@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -58,7 +59,11 @@ func NewCluster(t TB, n int, opts Options) *Cluster {
 	c := &Cluster{t: t, opts: opts, addrs: map[cluster.NodeID]string{}, spare: map[cluster.NodeID]bool{},
 		dir: t.TempDir(), secret: []byte("siphatest cluster secret " + t.Name()), log: opts.Logger,
 		vipLog: viptest.NewLog(nil), nodes: map[cluster.NodeID]*Node{}}
-	if c.log == nil {
+	switch {
+	case c.log != nil:
+	case os.Getenv("SIPHA_DEBUG") != "":
+		c.log = TestLogger(t, slog.LevelDebug)
+	default:
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	for i := range n {

@@ -31,7 +31,34 @@ func (c *Cluster) Kill(id cluster.NodeID) {
 	n.stop()
 }
 
-// Restart starts a killed node again on its data directory and CDR spool:
+// Stop stops a node gracefully, as a planned restart does: its rate
+// limiter hands its share to the others, its ownership node hands every
+// resource on (each released here, VIP addresses removed, before the next
+// owner takes it) and Raft leadership, then everything closes. It returns
+// the handover's error (ctx ended first: the node closed anyway, and the
+// leader reassigns after its delay). Stopping a node that is down does
+// nothing; Restart starts it again.
+func (c *Cluster) Stop(ctx context.Context, id cluster.NodeID) error {
+	c.mu.Lock()
+	n := c.nodes[id]
+	delete(c.nodes, id)
+	c.mu.Unlock()
+	if n == nil {
+		return nil
+	}
+	if n.Limiter != nil {
+		n.Limiter.Close()
+	}
+	err := n.Ownership.Shutdown(ctx)
+	n.crashed.Store(true)
+	n.stop()
+	if c.net != nil {
+		c.net.Kill(string(id))
+	}
+	return err
+}
+
+// Restart starts a killed or stopped node again on its data directory and CDR spool:
 // Raft state from disk, locations and dialogs pulled from the running
 // nodes. It returns the new incarnation without waiting for it to sync;
 // call WaitReady for that. It fails the test when the node is running or

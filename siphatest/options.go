@@ -80,7 +80,8 @@ type Options struct {
 	// apart).
 	NoLeakCheck bool
 	// Logger receives every node's logs, tagged with "node"; default
-	// discards. TestLogger writes them to the test's log.
+	// discards them, or writes them to the test's log at debug level when
+	// the environment sets SIPHA_DEBUG. TestLogger makes such a logger.
 	Logger *slog.Logger
 	// Tune adjusts a node's block configurations before each start (also
 	// on Restart). The harness fills the fields that wire blocks together

@@ -1,0 +1,156 @@
+package siphatest_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sipha/sipha/cdr"
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/dialog"
+	"github.com/sipha/sipha/siphatest"
+	"github.com/sipha/sipha/vip/viptest"
+)
+
+// The VIP's holder goes, killed or stopped: the address moves to another
+// node, and the recording fake, which keeps a crashed node's address up
+// until its lifetime lapses as the kernel would, saw no moment with two
+// holders. A crash removes nothing (the one remove is the start-up
+// cleanup); a graceful stop releases the address before the next node
+// puts it up.
+func TestVIPMovesWithoutOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		removes int
+		leave   func(c *siphatest.Cluster, id cluster.NodeID) error
+	}{
+		{"kill", 1, func(c *siphatest.Cluster, id cluster.NodeID) error { c.Kill(id); return nil }},
+		{"stop", 2, func(c *siphatest.Cluster, id cluster.NodeID) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return c.Stop(ctx, id)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := siphatest.NewCluster(t, 3, siphatest.Options{Disable: siphatest.BlockCDRs | siphatest.BlockPartitions})
+			pfx := siphatest.DefaultVIP
+			holders := c.VIPLog().Holders(pfx)
+			if len(holders) != 1 {
+				t.Fatalf("holders %v before the %s", holders, tc.name)
+			}
+			victim := cluster.NodeID(holders[0])
+			left := time.Now()
+			if err := tc.leave(c, victim); err != nil {
+				t.Fatal(err)
+			}
+			c.Eventually("the VIP up on a survivor", func() bool {
+				h := c.VIPLog().Holders(pfx)
+				return len(h) == 1 && h[0] != string(victim)
+			})
+			t.Logf("VIP moved from %s to %v %v after the %s began", victim, c.VIPLog().Holders(pfx),
+				time.Since(left).Round(time.Millisecond), tc.name)
+			if conf := c.VIPLog().Conflicts(); len(conf) > 0 {
+				t.Fatalf("two holders at once: %v", conf)
+			}
+			if rm := c.VIPLog().Filter(string(victim), viptest.OpRemove); len(rm) != tc.removes {
+				t.Fatalf("%s removed the address %d times, want %d", victim, len(rm), tc.removes)
+			}
+			c.Restart(victim)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if err := c.WaitReady(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// A node that was down while the cluster took registrations, calls and
+// CDRs comes back on its own data: it rejoins Raft, pulls the bindings and
+// dialogs it missed, and its spool delivers what it had posted.
+func TestRestartRejoinsAndResyncs(t *testing.T) {
+	c := siphatest.NewCluster(t, 3, siphatest.Options{Disable: siphatest.BlockVIPs | siphatest.BlockPartitions})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if code := register(t, c.Node("n1"), "alice", "sip:alice@192.0.2.4:5060", 1); code != 200 {
+		t.Fatalf("REGISTER answered %d", code)
+	}
+	c.Eventually("alice on n3", func() bool { return len(contacts(c.Node("n3"), "sip:alice@example.com")) == 1 })
+	c.Kill("n3")
+	if c.Node("n3") != nil {
+		t.Fatal("killed node still listed as running")
+	}
+	if code := register(t, c.Node("n2"), "bob", "sip:bob@192.0.2.5:5060", 1); code != 200 {
+		t.Fatalf("REGISTER answered %d", code)
+	}
+	call := dialog.ID{CallID: "while-n3-down", FromTag: "x"}
+	if err := c.Node("n1").Dialogs.Begin(call); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node("n1").Dialogs.AddProfile(call, "calls", "acme"); err != nil {
+		t.Fatal(err)
+	}
+
+	n3 := c.Restart("n3")
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := contacts(n3, "sip:bob@example.com"); !slices.Equal(got, []string{"sip:bob@192.0.2.5:5060"}) {
+		t.Fatalf("n3 after restart has bob at %v", got)
+	}
+	if got := contacts(n3, "sip:alice@example.com"); len(got) != 1 {
+		t.Fatalf("n3 after restart has alice at %v", got)
+	}
+	if n := n3.Dialogs.Count("calls", "acme"); n != 1 {
+		t.Fatalf("n3 counts %d calls after its sync, want 1", n)
+	}
+	if _, err := n3.CDR.Post(ctx, cdr.Record{ID: "after-restart"}); err != nil {
+		t.Fatal(err)
+	}
+	c.Eventually("n3's CDR collected", func() bool { return c.Collector().Has("after-restart") })
+}
+
+// Partition, Isolate and Heal act on the in-memory network: an isolated
+// node loses its lease, the others keep a leader, and after Heal the
+// cluster is ready again.
+func TestIsolateAndHeal(t *testing.T) {
+	c := siphatest.NewCluster(t, 3, siphatest.Options{Disable: siphatest.AllBlocks})
+	c.Isolate("n1")
+	c.Eventually("n1's lease lapsing", func() bool { return !c.Node("n1").Ownership.Ready() })
+	c.Eventually("a leader on the majority side", func() bool {
+		l := c.Node("n2").Ownership.Leader()
+		return (l == "n2" || l == "n3") && c.Node("n3").Ownership.Leader() == l
+	})
+	c.Heal()
+	c.Partition([]cluster.NodeID{"n3"})
+	c.Eventually("n3's lease lapsing", func() bool { return !c.Node("n3").Ownership.Ready() })
+	c.Heal()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Loopback runs the same wiring on real TCP over 127.0.0.1 (what the demo
+// uses); Kill works there too.
+func TestLoopback(t *testing.T) {
+	c := siphatest.NewCluster(t, 3, siphatest.Options{Loopback: true, Disable: siphatest.BlockVIPs | siphatest.BlockPartitions})
+	if c.Seed() != 0 || c.Node("n1").Addr[:10] != "127.0.0.1:" {
+		t.Fatalf("seed %d, addr %s: not on loopback", c.Seed(), c.Node("n1").Addr)
+	}
+	if code := register(t, c.Node("n2"), "carol", "sip:carol@192.0.2.6:5060", 1); code != 200 {
+		t.Fatalf("REGISTER answered %d", code)
+	}
+	c.Eventually("carol on n1", func() bool { return len(contacts(c.Node("n1"), "sip:carol@example.com")) == 1 })
+	c.Kill("n2")
+	c.Eventually("n1 seeing n2 down", func() bool {
+		for _, m := range c.Node("n1").Transport.Members() {
+			if m.ID == "n2" {
+				return !m.State.Alive()
+			}
+		}
+		return false
+	})
+}
