@@ -96,12 +96,21 @@ func NewCluster(t TB, n int, opts Options) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opts.timeout())
 	defer cancel()
-	for _, id := range c.ids {
-		if err := c.startBlocks(ctx, c.Node(id), cfs[id]); err != nil {
+	// Blocks start on every node at once: a dialog tracker asks its peers'
+	// trackers for their tables at start, and one started much later would
+	// cost a sync retry.
+	errs := make([]error, len(c.ids))
+	var wg sync.WaitGroup
+	for i, id := range c.ids {
+		wg.Go(func() { errs[i] = c.startBlocks(ctx, c.Node(id), cfs[id]) })
+	}
+	wg.Wait()
+	for i, id := range c.ids {
+		if errs[i] != nil {
 			c.mu.Lock()
 			delete(c.nodes, id)
 			c.mu.Unlock()
-			t.Fatalf("siphatest: start %s: %v", id, err)
+			t.Fatalf("siphatest: start %s: %v", id, errs[i])
 		}
 	}
 	if err := c.WaitReady(ctx); err != nil {

@@ -78,7 +78,7 @@ func (c *Cluster) configs(id cluster.NodeID, first bool) *Configs {
 		Ownership:  raftowner.Config{ID: id, Addr: addr, Role: role, DataDir: filepath.Join(dir, "raft"), Peers: rpeers},
 		Store:      usrloc.Config{Node: id},
 		Replicator: usrloc.ReplicatorConfig{NoJoin: first, AntiEntropyInterval: 2 * time.Second},
-		Dialog:     dialog.Config{SyncRetry: 250 * time.Millisecond},
+		Dialog:     dialog.Config{SyncRetry: 100 * time.Millisecond},
 		Limiter:    ratelimit.Config{Pipes: c.opts.Limits, Default: c.opts.DefaultLimit},
 		Partition:  partition.Config{},
 		VIP: vip.Config{VIPs: c.opts.vips(), Lifetime: vipLifetime,
