@@ -161,3 +161,46 @@ func TestLoopback(t *testing.T) {
 		return false
 	})
 }
+
+// Options.Spares makes n3 a spare: it owns no tenant while the active
+// nodes live, and takes the keys of the one that dies.
+func TestSpareTakesDeadNodesTenants(t *testing.T) {
+	c := siphatest.NewCluster(t, 3, siphatest.Options{Spares: 1, Disable: siphatest.AllBlocks &^ siphatest.BlockPartitions})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	p := c.Node("n1").Partitioner
+	keys := []string{"a.example", "b.example", "c.example", "d.example", "e.example", "f.example"}
+	for _, k := range keys {
+		if err := p.Add(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pl, err := p.Placement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := map[cluster.NodeID][]string{}
+	for _, k := range keys {
+		want, _ := pl.Owner(k)
+		owned[want] = append(owned[want], k)
+		c.Eventually(k+" on its placed owner "+string(want), func() bool {
+			h := c.Holders(p.Resource(k))
+			return len(h) == 1 && h[0] == want
+		})
+	}
+	if len(owned["n3"]) != 0 || len(owned["n1"]) == 0 {
+		t.Fatalf("placement %v: the spare owns keys, or n1 none (try another key set)", owned)
+	}
+	c.Kill("n1")
+	for _, k := range owned["n1"] {
+		c.Eventually(k+" on the spare", func() bool {
+			h := c.Holders(p.Resource(k))
+			return len(h) == 1 && h[0] == "n3"
+		})
+	}
+	for _, k := range owned["n2"] {
+		if h := c.Holders(p.Resource(k)); len(h) != 1 || h[0] != "n2" {
+			t.Fatalf("%s moved from the live n2 to %v", k, h)
+		}
+	}
+}

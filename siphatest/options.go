@@ -63,9 +63,10 @@ type Options struct {
 	// VIPs are the floating addresses the vip block manages, one
 	// ownership resource each; default DefaultVIP.
 	VIPs []netip.Prefix
-	// Seed seeds the in-memory network's random choices. Zero picks one;
-	// either way the seed is logged, and passing it back replays the run's
-	// network schedule.
+	// Seed seeds the in-memory network's random choices (which chunks a
+	// drop rate set on Network delays). Zero picks one; either way
+	// NewCluster logs it, and passing it back replays those choices.
+	// Goroutine scheduling and timers are the runtime's and do not replay.
 	Seed int64
 	// Loopback runs the nodes on real TCP on 127.0.0.1 instead of the
 	// in-memory network (for demos and end-to-end runs). Network faults
