@@ -24,7 +24,9 @@
 // them off:
 //
 //   - Locations: a usrloc Store, its Replicator and a Registrar handler
-//     (srv.OnRegister(n.Locations.Registrar.Handle)).
+//     (srv.OnRegister(n.Locations.Registrar.Handle)); with
+//     Options.Keepalive, a Pinger that keeps only the socket's owner
+//     pinging.
 //   - Dialogs: a dialog.Tracker replicating over the transport, with the
 //     node's ownership resource for takeover of a dead node's dialogs.
 //   - Limiter: a ratelimit.Limiter in cluster mode with Options.Limits.

@@ -45,12 +45,14 @@ type Node struct {
 	stops   []func()    // what to close, in start order
 }
 
-// Locations is the usrloc block of a node: the replicated store and the
-// registrar handler writing to it (srv.OnRegister(n.Locations.Registrar.Handle)).
+// Locations is the usrloc block of a node: the replicated store, the
+// registrar handler writing to it (srv.OnRegister(n.Locations.Registrar.Handle))
+// and, with Options.Keepalive, the NAT keepalive pinger.
 type Locations struct {
 	Store      *usrloc.Store
 	Replicator *usrloc.Replicator
 	Registrar  *usrloc.Registrar
+	Pinger     *usrloc.Pinger
 }
 
 // Running reports whether the node has not been killed.
@@ -78,6 +80,7 @@ func (c *Cluster) configs(id cluster.NodeID, first bool) *Configs {
 		Ownership:  raftowner.Config{ID: id, Addr: addr, Role: role, DataDir: filepath.Join(dir, "raft"), Peers: rpeers},
 		Store:      usrloc.Config{Node: id},
 		Replicator: usrloc.ReplicatorConfig{NoJoin: first, AntiEntropyInterval: 2 * time.Second},
+		Pinger:     usrloc.PingerConfig{Interval: c.opts.KeepaliveInterval},
 		Dialog:     dialog.Config{SyncRetry: 100 * time.Millisecond},
 		Limiter:    ratelimit.Config{Pipes: c.opts.Limits, Default: c.opts.DefaultLimit},
 		Partition:  partition.Config{},
@@ -110,6 +113,10 @@ func (c *Cluster) configs(id cluster.NodeID, first bool) *Configs {
 	cf.Store.Now, cf.Store.Logger = now, log
 	cf.Replicator.Now, cf.Replicator.Logger = now, log
 	cf.Registrar.Now, cf.Registrar.Logger = now, log
+	cf.Pinger.Logger = log
+	if cf.Pinger.Interval == 0 {
+		cf.Pinger.Interval = 200 * time.Millisecond
+	}
 	cf.Dialog.Now, cf.Dialog.Logger = now, log
 	cf.Limiter.Now, cf.Limiter.Logger = now, log
 	cf.Partition.Logger = log
@@ -164,6 +171,14 @@ func (c *Cluster) startBlocks(ctx context.Context, n *Node, cf *Configs) (err er
 		n.stops = append(n.stops, func() { l.Replicator.Close() })
 		if l.Registrar, err = usrloc.NewRegistrar(l.Store, cf.Registrar); err != nil {
 			return fmt.Errorf("usrloc registrar: %w", err)
+		}
+		if ka := o.Keepalive; ka != nil {
+			cf.Pinger.Owner = usrloc.ManagerOwner(n.Ownership, "")
+			cf.Pinger.Send = func(ctx context.Context, b usrloc.Binding) error { return ka(ctx, n.ID, b) }
+			if l.Pinger, err = usrloc.NewPinger(l.Store, cf.Pinger); err != nil {
+				return fmt.Errorf("usrloc pinger: %w", err)
+			}
+			n.stops = append(n.stops, func() { l.Pinger.Close() })
 		}
 		n.Locations = l
 	}

@@ -1,6 +1,7 @@
 package siphatest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,6 +64,14 @@ type Options struct {
 	// VIPs are the floating addresses the vip block manages, one
 	// ownership resource each; default DefaultVIP.
 	VIPs []netip.Prefix
+	// Keepalive, when set with the locations block, runs a usrloc.Pinger
+	// on every node: each node calls Keepalive for the UDP bindings whose
+	// socket resource ("socket/" + Binding.Socket) it holds, once per
+	// KeepaliveInterval (default 200 ms). Register the socket resources
+	// with a node's Ownership.Ensure. Concurrency: called from each node's
+	// pinger goroutine, one binding at a time per node.
+	Keepalive         func(ctx context.Context, node cluster.NodeID, b usrloc.Binding) error
+	KeepaliveInterval time.Duration
 	// Seed seeds the in-memory network's random choices (which chunks a
 	// drop rate set on Network delays). Zero picks one; either way
 	// NewCluster logs it, and passing it back replays those choices.
@@ -101,6 +110,7 @@ type Configs struct {
 	Store      usrloc.Config
 	Replicator usrloc.ReplicatorConfig
 	Registrar  usrloc.RegistrarConfig
+	Pinger     usrloc.PingerConfig // Owner and Send are the harness's
 	Dialog     dialog.Config
 	Limiter    ratelimit.Config
 	Partition  partition.Config
@@ -119,8 +129,10 @@ func (o Options) Validate(n int) error {
 		return fmt.Errorf("%w: %d spares of %d nodes leaves no active node", ErrOptions, o.Spares, n)
 	case o.Disable&^AllBlocks != 0:
 		return fmt.Errorf("%w: unknown blocks %#x in Disable", ErrOptions, uint8(o.Disable&^AllBlocks))
-	case o.Timeout < 0:
-		return fmt.Errorf("%w: negative Timeout", ErrOptions)
+	case o.Timeout < 0 || o.KeepaliveInterval < 0:
+		return fmt.Errorf("%w: negative Timeout or KeepaliveInterval", ErrOptions)
+	case o.Keepalive != nil && !o.runs(BlockLocations):
+		return fmt.Errorf("%w: Keepalive needs the locations block", ErrOptions)
 	}
 	for name, l := range o.Limits {
 		if name == "" || l.Rate < 0 || l.Burst < 0 {
