@@ -227,24 +227,21 @@ func TestKeepalivesFollowTheSocketOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var first cluster.NodeID
-	c.Eventually("one holder of the socket", func() bool {
-		h := c.Holders("socket/" + sock)
-		if len(h) == 1 {
-			first = h[0]
-		}
-		return len(h) == 1
-	})
+	// holder waits for one holder of the socket other than not.
+	holder := func(not cluster.NodeID) (id cluster.NodeID) {
+		c.Eventually("a holder of the socket other than "+string(not), func() bool {
+			h := c.Holders("socket/" + sock)
+			if len(h) == 1 {
+				id = h[0]
+			}
+			return len(h) == 1 && id != not
+		})
+		return id
+	}
+	first := holder("")
 	c.Eventually(string(first)+" pinging dave", func() bool { return count(first) >= 3 })
 	c.Kill(first)
-	var next cluster.NodeID
-	c.Eventually("a new holder of the socket", func() bool {
-		h := c.Holders("socket/" + sock)
-		if len(h) == 1 {
-			next = h[0]
-		}
-		return len(h) == 1 && h[0] != first
-	})
+	next := holder(first)
 	c.Eventually(string(next)+" pinging dave", func() bool { return count(next) >= 3 })
 	for _, id := range c.IDs() {
 		if id != first && id != next && count(id) != 0 {
