@@ -50,8 +50,8 @@ func (c *Cluster) Stop(ctx context.Context, id cluster.NodeID) error {
 		n.Limiter.Close()
 	}
 	err := n.Ownership.Shutdown(ctx)
+	n.stop() // the VIP manager's Close still removes what it has up
 	n.crashed.Store(true)
-	n.stop()
 	if c.net != nil {
 		c.net.Kill(string(id))
 	}

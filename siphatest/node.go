@@ -41,7 +41,7 @@ type Node struct {
 	VIPBackend *viptest.Backend
 	CDR        *cdr.Poster
 
-	crashed atomic.Bool // set by Kill: the fake backend stops acting
+	crashed atomic.Bool // set by Kill (and after Stop): the fake backend stops acting
 	stops   []func()    // what to close, in start order
 }
 
@@ -55,7 +55,7 @@ type Locations struct {
 	Pinger     *usrloc.Pinger
 }
 
-// Running reports whether the node has not been killed.
+// Running reports whether the node has not been killed or stopped.
 func (n *Node) Running() bool { return !n.crashed.Load() }
 
 // configs builds a node's block configurations; first says the whole
