@@ -49,7 +49,7 @@ type Cluster struct {
 // come up.
 func NewCluster(t TB, n int, opts Options) *Cluster {
 	t.Helper()
-	if err := opts.Validate(n); err != nil {
+	if err := opts.validFor(n); err != nil {
 		t.Fatalf("%v", err)
 	}
 	if !opts.NoLeakCheck {

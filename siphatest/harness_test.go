@@ -1,10 +1,15 @@
 package siphatest_test
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/usrloc"
 
 	"github.com/sipha/sipha/ratelimit"
 	"github.com/sipha/sipha/siphatest"
@@ -57,34 +62,38 @@ func TestLoopbackRefusesNetworkFaults(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	bad := map[string]struct {
-		n    int
-		opts siphatest.Options
-	}{
-		"no nodes":       {0, siphatest.Options{}},
-		"all spares":     {3, siphatest.Options{Spares: 3}},
-		"unknown block":  {3, siphatest.Options{Disable: 1 << 7}},
-		"negative rate":  {3, siphatest.Options{Limits: map[string]ratelimit.Limit{"a": {Rate: -1}}}},
-		"empty pipe":     {3, siphatest.Options{Limits: map[string]ratelimit.Limit{"": {Rate: 1}}}},
-		"duplicate VIP":  {3, siphatest.Options{VIPs: []netip.Prefix{siphatest.DefaultVIP, siphatest.DefaultVIP}}},
-		"invalid VIP":    {3, siphatest.Options{VIPs: []netip.Prefix{{}}}},
-		"negative limit": {3, siphatest.Options{Timeout: -1}},
+	bad := map[string]siphatest.Options{
+		"negative spares":   {Spares: -1},
+		"unknown block":     {Disable: 1 << 7},
+		"negative rate":     {Limits: map[string]ratelimit.Limit{"a": {Rate: -1}}},
+		"empty pipe":        {Limits: map[string]ratelimit.Limit{"": {Rate: 1}}},
+		"duplicate VIP":     {VIPs: []netip.Prefix{siphatest.DefaultVIP, siphatest.DefaultVIP}},
+		"invalid VIP":       {VIPs: []netip.Prefix{{}}},
+		"negative timeout":  {Timeout: -1},
+		"orphan keepalive":  {Disable: siphatest.BlockLocations, Keepalive: func(context.Context, cluster.NodeID, usrloc.Binding) error { return nil }},
+		"negative interval": {KeepaliveInterval: -time.Second},
 	}
-	for name, c := range bad {
-		if err := c.opts.Validate(c.n); !errors.Is(err, siphatest.ErrOptions) {
+	for name, o := range bad {
+		if err := o.Validate(); !errors.Is(err, siphatest.ErrOptions) {
 			t.Errorf("%s: Validate = %v, want ErrOptions", name, err)
 		}
 	}
-	if err := (siphatest.Options{Spares: 1}).Validate(3); err != nil {
+	if err := (siphatest.Options{Spares: 1}).Validate(); err != nil {
 		t.Fatalf("zero options with a spare: %v", err)
 	}
-	// NewCluster refuses them through the test, never by a panic of its own.
-	tb := siphatest.NewStandalone("bad", nil)
-	func() {
-		defer func() { recover() }()
-		siphatest.NewCluster(tb, 0, siphatest.Options{})
-	}()
-	if err := tb.Close(); !strings.Contains(err.Error(), "invalid options") {
-		t.Fatalf("NewCluster with 0 nodes: %v", err)
+	// NewCluster refuses bad options and sizes through the test, never by
+	// a panic of its own.
+	for _, tc := range []struct {
+		n    int
+		opts siphatest.Options
+	}{{0, siphatest.Options{}}, {65, siphatest.Options{}}, {3, siphatest.Options{Spares: 3}}, {3, bad["unknown block"]}} {
+		tb := siphatest.NewStandalone("bad", nil)
+		func() {
+			defer func() { recover() }()
+			siphatest.NewCluster(tb, tc.n, tc.opts)
+		}()
+		if err := tb.Close(); err == nil || !strings.Contains(err.Error(), "invalid options") {
+			t.Errorf("NewCluster(%d, %+v): %v", tc.n, tc.opts, err)
+		}
 	}
 }

@@ -118,15 +118,11 @@ type Configs struct {
 	CDR        cdr.Config
 }
 
-// Validate reports Options that cannot make a cluster of n nodes.
-func (o Options) Validate(n int) error {
+// Validate reports Options that cannot work whatever the cluster's size.
+func (o Options) Validate() error {
 	switch {
-	case n < 1:
-		return fmt.Errorf("%w: %d nodes, need at least 1", ErrOptions, n)
-	case n > 64:
-		return fmt.Errorf("%w: %d nodes in one process is more than 64", ErrOptions, n)
-	case o.Spares < 0 || o.Spares >= n:
-		return fmt.Errorf("%w: %d spares of %d nodes leaves no active node", ErrOptions, o.Spares, n)
+	case o.Spares < 0:
+		return fmt.Errorf("%w: negative Spares", ErrOptions)
 	case o.Disable&^AllBlocks != 0:
 		return fmt.Errorf("%w: unknown blocks %#x in Disable", ErrOptions, uint8(o.Disable&^AllBlocks))
 	case o.Timeout < 0 || o.KeepaliveInterval < 0:
@@ -153,6 +149,17 @@ func (o Options) Validate(n int) error {
 }
 
 // runs reports whether block b is enabled.
+// validFor adds the checks that depend on the number of nodes.
+func (o Options) validFor(n int) error {
+	switch {
+	case n < 1 || n > 64:
+		return fmt.Errorf("%w: %d nodes, want 1 to 64", ErrOptions, n)
+	case o.Spares >= n:
+		return fmt.Errorf("%w: %d spares of %d nodes leaves no active node", ErrOptions, o.Spares, n)
+	}
+	return o.Validate()
+}
+
 func (o Options) runs(b Blocks) bool { return o.Disable&b == 0 }
 
 func (o Options) timeout() time.Duration {
