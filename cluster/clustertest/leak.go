@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -21,12 +20,21 @@ const leakWait = 5 * time.Second
 // done. Goroutines of the testing package (subtests) are ignored. It cannot
 // tell a leak from the goroutines of a test running in parallel, so do not
 // use it in tests that call t.Parallel.
-func CheckLeaks(t testing.TB) {
+func CheckLeaks(t LeakT) {
 	t.Helper()
 	checkLeaks(t, leakWait)
 }
 
-func checkLeaks(t testing.TB, wait time.Duration) {
+// LeakT is the part of testing.TB that CheckLeaks uses. It is an interface
+// of its own so that harnesses taking their own test interface (package
+// siphatest's TB, which a demo binary implements) can run the check too.
+type LeakT interface {
+	Helper()
+	Cleanup(func())
+	Errorf(format string, args ...any)
+}
+
+func checkLeaks(t LeakT, wait time.Duration) {
 	before := make(map[uint64]bool)
 	for _, g := range goroutines() {
 		before[g.id] = true
