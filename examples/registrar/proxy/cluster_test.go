@@ -1,0 +1,222 @@
+package proxy
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/sipha/sipha/cluster/clustertest"
+	"github.com/sipha/sipha/dialog"
+)
+
+// TestCluster runs three in-process nodes (real TCP, Raft on temporary
+// directories) and real sipgo UAs on loopback: the callee registers through
+// a, the caller calls through b, the call ends, its CDR reaches the collector
+// once, then a dies and a new call through b still reaches the callee.
+func TestCluster(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	col := newCollector(t)
+	const cps = 50
+	nodes := startNodes(t, 3, cps, col.srv.URL)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		waitFor(t, 20*time.Second, "node "+string(n.id)+" healthy", func() bool { return n.p.Health() == "" })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	bob := newUA(t, "bob")
+	answered := bob.answer()
+	bob.register(ctx, t, a.p.Addr())
+	alice := newUA(t, "alice")
+	calls := alice.caller()
+	aor := "sip:bob@example.com"
+	waitFor(t, 5*time.Second, "binding replicated to b and c", func() bool {
+		return len(b.st.Store.Lookup(aor, nil)) == 1 && len(c.st.Store.Lookup(aor, nil)) == 1
+	})
+
+	// A call through b to the callee registered through a.
+	ended := placeAndHangUp(ctx, t, calls, bob, answered, b, nodes)
+	waitFor(t, 10*time.Second, "the CDR at the collector", func() bool { return col.count(CDRID(ended)) == 1 })
+
+	t.Run("malformed", func(t *testing.T) {
+		for _, tc := range []struct{ name, msg, want string }{
+			{"no From tag", strings.Replace(invite("bob", 1, ""), ";tag=raw1", "", 1), "SIP/2.0 400 Missing From Tag"},
+			{"CSeq mismatch", strings.Replace(invite("bob", 2, ""), "CSeq: 1 INVITE", "CSeq: 1 BYE", 1), "SIP/2.0 400 CSeq Method Mismatch"},
+			{"tel URI", strings.Replace(invite("bob", 3, ""), "INVITE sip:bob@example.com", "INVITE tel:+15551234", 1), "SIP/2.0 416 Unsupported URI Scheme"},
+			{"no hops left", strings.Replace(invite("bob", 4, ""), "Max-Forwards: 70", "Max-Forwards: 0", 1), "SIP/2.0 483 Too Many Hops"},
+			{"options", "OPTIONS sip:" + b.p.Addr() + " SIP/2.0\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-opt\nFrom: <sip:x@y>;tag=1\nTo: <sip:" + b.p.Addr() + ">\nCall-ID: opt@test\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n", "SIP/2.0 200 OK"},
+		} {
+			if got := rawSIP(t, b.p.Addr(), tc.msg); got != tc.want {
+				t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+			}
+		}
+	})
+
+	t.Run("http", func(t *testing.T) {
+		// Each node resource (whose holder fires its dialogs' CDR hooks) is
+		// held by exactly one node, and exactly one node spooled the CDR:
+		// which one depends on where the ownership layer put node/b.
+		holders := map[string]int{}
+		spooled := 0
+		held := regexp.MustCompile(`(?m)^sipha_ownership_held\{resource="(node/[a-z])"\} [0-9]+$`)
+		spool := regexp.MustCompile(`(?m)^sipha_cdr_total\{stage="spooled"\} ([0-9]+)$`)
+		for _, n := range nodes {
+			code, body := get(t, n.http.URL+"/healthz")
+			if code != 200 || body != "ok\n" {
+				t.Fatalf("%s healthz: %d %q", n.id, code, body)
+			}
+			code, body = get(t, n.http.URL+"/metrics")
+			if code != 200 {
+				t.Fatalf("%s metrics: %d", n.id, code)
+			}
+			checkExposition(t, body)
+			for _, want := range []string{
+				"sipha_registrations 1\n",
+				"sipha_dialogs_live 0\n",
+				`sipha_dialog_profile{profile="all",value=""} 0` + "\n",
+				`sipha_cps_total{decision="denied"} 0` + "\n",
+				`sipha_cluster_peer_state{peer="c",state="up"} 1` + "\n",
+				"sipha_healthy 1\n",
+				`sipha_node_info{node="` + string(n.id) + `"} 1` + "\n",
+			} {
+				if n == c && strings.Contains(want, `peer="c"`) {
+					want = strings.Replace(want, `peer="c"`, `peer="a"`, 1)
+				}
+				if !strings.Contains(body, want) {
+					t.Errorf("%s metrics lack %q:\n%s", n.id, want, body)
+				}
+			}
+			for _, m := range held.FindAllStringSubmatch(body, -1) {
+				holders[m[1]]++
+			}
+			if m := spool.FindStringSubmatch(body); m != nil {
+				k, _ := strconv.Atoi(m[1])
+				spooled += k
+			}
+		}
+		if len(holders) != 3 || holders["node/a"] != 1 || holders["node/b"] != 1 || holders["node/c"] != 1 {
+			t.Errorf("node resources held %v, want each once", holders)
+		}
+		if spooled != 1 {
+			t.Errorf("%d CDRs spooled across the nodes, want 1", spooled)
+		}
+		code, body := get(t, b.http.URL+"/nothing")
+		if code != 404 {
+			t.Errorf("/nothing: %d %q", code, body)
+		}
+	})
+
+	t.Run("failover", func(t *testing.T) {
+		a.kill()
+		start := time.Now()
+		cctx, ccancel := context.WithTimeout(ctx, time.Second)
+		defer ccancel()
+		s, err := call(cctx, calls, bob.aor(), b)
+		if err != nil {
+			t.Fatalf("call through b right after a died: %v", err)
+		}
+		t.Logf("call through b answered %v after a was killed", time.Since(start))
+		in := <-answered
+		if err := s.Bye(ctx); err != nil {
+			t.Fatal(err)
+		}
+		id, _ := dialog.IDOf(s.InviteRequest)
+		s.Close()
+		in.Close()
+		waitFor(t, 10*time.Second, "no live dialogs on b and c", func() bool {
+			return noDialogs(b) && noDialogs(c)
+		})
+		waitFor(t, 10*time.Second, "the second CDR", func() bool { return col.count(CDRID(id)) == 1 })
+		waitFor(t, 10*time.Second, "b healthy with a down", func() bool { return b.p.Health() == "" })
+	})
+
+	t.Run("cps", func(t *testing.T) {
+		// Sequential INVITEs to an unknown user as fast as b answers, with a
+		// dead: the limiter admits (404) at most the cluster-wide rate over
+		// the elapsed time plus the burst, and refuses the rest with 503
+		// and Retry-After.
+		const sent = 150
+		var allowed, denied int
+		start := time.Now()
+		for i := range sent {
+			switch got := rawSIP(t, b.p.Addr(), invite("nobody", 100+i, "")); got {
+			case "SIP/2.0 404 Not Found":
+				allowed++
+			case "SIP/2.0 503 Service Unavailable [Retry-After]":
+				denied++
+			default:
+				t.Fatalf("INVITE %d: %q", i, got)
+			}
+		}
+		elapsed := time.Since(start)
+		t.Logf("%d INVITEs in %v: %d admitted, %d refused with 503", sent, elapsed, allowed, denied)
+		if allowed == 0 || denied == 0 || float64(allowed) > cps*elapsed.Seconds()+10 {
+			t.Fatalf("%d admitted in %v under a %d CPS limit", allowed, elapsed, cps)
+		}
+	})
+
+	b.stop()
+	c.stop()
+	for id, n := range col.ids {
+		if n != 1 {
+			t.Errorf("CDR %s handed to the collector %d times", id, n)
+		}
+	}
+	if len(col.ids) != 2 {
+		t.Errorf("collector holds %d CDRs, want 2: %v", len(col.ids), col.ids)
+	}
+}
+
+// placeAndHangUp places a call through via to callee, checks it is counted
+// on every live node, hangs up, and waits for it to end everywhere.
+func placeAndHangUp(ctx context.Context, t *testing.T, calls *sipgo.DialogClientCache, callee *ua,
+	answered chan *sipgo.DialogServerSession, via *node, nodes []*node) dialog.ID {
+	t.Helper()
+	s, err := call(ctx, calls, callee.aor(), via)
+	if err != nil {
+		t.Fatalf("call through %s: %v", via.id, err)
+	}
+	defer s.Close()
+	in := <-answered
+	defer in.Close()
+	id, err := dialog.IDOf(s.InviteRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		waitFor(t, 5*time.Second, "the call counted on "+string(n.id), func() bool {
+			return n.st.Dialogs.Count(ProfileAll, "") == 1 && n.st.Dialogs.Count(ProfileCallerDomain, "example.com") == 1
+		})
+	}
+	waitFor(t, 5*time.Second, "the ACK seen", func() bool { i, _ := via.st.Dialogs.Get(id); return i.Acked })
+	if err := s.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		waitFor(t, 5*time.Second, "no live dialog on "+string(n.id), func() bool { return noDialogs(n) })
+	}
+	return id
+}
+
+// checkExposition checks every line of a Prometheus text exposition.
+func checkExposition(t *testing.T, body string) {
+	t.Helper()
+	sample := regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? -?[0-9.e+Inf]+$`)
+	for _, line := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
+		if strings.HasPrefix(line, "# HELP ") || strings.HasPrefix(line, "# TYPE ") {
+			continue
+		}
+		if !sample.MatchString(line) {
+			t.Errorf("not an exposition line: %q", line)
+		}
+	}
+}
+
+func noDialogs(n *node) bool {
+	return n.st.Dialogs.Len() == 0 && n.st.Dialogs.Count(ProfileAll, "") == 0
+}
