@@ -70,10 +70,11 @@ type CDRSink struct {
 	mu     sync.RWMutex // guards closed against sends on ch
 	closed bool
 
-	posted, failed atomic.Uint64
+	posted, failed, discarded atomic.Uint64
 }
 
-// NewCDRSink starts a sink posting to poster; Close stops it.
+// NewCDRSink starts a sink posting to poster; Close stops it. A nil poster
+// (no collector configured) makes a sink that counts CDRs as discarded.
 func NewCDRSink(poster *cdr.Poster, node cluster.NodeID, log *slog.Logger) *CDRSink {
 	if log == nil {
 		log = slog.Default()
@@ -93,6 +94,10 @@ func (s *CDRSink) Hook(ev dialog.TerminateEvent) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
+		return
+	}
+	if s.poster == nil {
+		s.discarded.Add(1)
 		return
 	}
 	select {
@@ -133,14 +138,19 @@ func (s *CDRSink) post(ev dialog.TerminateEvent) {
 
 // CDRSinkStats counts the sink's work and its poster's.
 type CDRSinkStats struct {
-	Posted, Failed uint64
-	Queued         int
-	Poster         cdr.Stats
+	// Discarded counts CDRs of a sink without a poster.
+	Posted, Failed, Discarded uint64
+	Queued                    int
+	Poster                    cdr.Stats // zero without a poster
 }
 
 // Stats returns the counters.
 func (s *CDRSink) Stats() CDRSinkStats {
-	return CDRSinkStats{Posted: s.posted.Load(), Failed: s.failed.Load(), Queued: len(s.ch), Poster: s.poster.Stats()}
+	st := CDRSinkStats{Posted: s.posted.Load(), Failed: s.failed.Load(), Discarded: s.discarded.Load(), Queued: len(s.ch)}
+	if s.poster != nil {
+		st.Poster = s.poster.Stats()
+	}
+	return st
 }
 
 // Close posts what is queued, stops the goroutine and waits for it. The

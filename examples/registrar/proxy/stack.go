@@ -38,8 +38,8 @@ type StackConfig struct {
 	MemoryRaft bool
 	// CPS is the cluster-wide limit of new INVITEs per second; 0: none.
 	CPS float64
-	// CDRURLs are the collectors in failover order; none: CDRs stay
-	// spooled until a restart with one.
+	// CDRURLs are the collectors in failover order; none: no CDRs (the
+	// sink counts the calls it could not post).
 	CDRURLs []string
 	// Domain, when set, makes every AOR live in this one domain (see
 	// Config.Domain); it must match the proxy's.
@@ -159,18 +159,20 @@ func Start(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		return nil, err
 	}
 
-	pc := cfg.CDR
-	pc.SpoolDir, pc.Logger, pc.Endpoints = filepath.Join(cfg.DataDir, "cdr-spool"), log, nil
-	if pc.Format == cdr.FormatJSON {
-		pc.Format = cdr.FormatNDJSON
+	if len(cfg.CDRURLs) > 0 {
+		pc := cfg.CDR
+		pc.SpoolDir, pc.Logger, pc.Endpoints = filepath.Join(cfg.DataDir, "cdr-spool"), log, nil
+		if pc.Format == cdr.FormatJSON {
+			pc.Format = cdr.FormatNDJSON
+		}
+		for _, u := range cfg.CDRURLs {
+			pc.Endpoints = append(pc.Endpoints, cdr.Endpoint{URL: u})
+		}
+		if s.Poster, err = cdr.New(pc); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, s.Poster.Close)
 	}
-	for _, u := range cfg.CDRURLs {
-		pc.Endpoints = append(pc.Endpoints, cdr.Endpoint{URL: u})
-	}
-	if s.Poster, err = cdr.New(pc); err != nil {
-		return nil, err
-	}
-	s.closers = append(s.closers, s.Poster.Close)
 	s.CDR = NewCDRSink(s.Poster, cfg.ID, log)
 	s.closers = append(s.closers, s.CDR.Close)
 
