@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 	"github.com/sipha/sipha/cluster/clustertest"
 	"github.com/sipha/sipha/dialog"
 )
@@ -57,6 +58,42 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("cancel", func(t *testing.T) {
+		// carol (registered through c) rings and never answers; the caller
+		// cancels through b after the 180.
+		carol := newUA(t, "carol")
+		carol.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+			tx.Respond(sip.NewResponseFromRequest(req, 180, "Ringing", nil))
+			<-tx.Done() // sipgo answers the CANCEL and sends 487
+		})
+		carol.register(ctx, t, c.p.Addr())
+		waitFor(t, 5*time.Second, "carol's binding on b", func() bool { return len(b.st.Store.Lookup("sip:carol@example.com", nil)) == 1 })
+		cctx, ccancel := context.WithCancel(ctx)
+		s, err := calls.Invite(cctx, carol.aor(), nil, b.route())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		err = s.WaitAnswer(cctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+			if res.StatusCode == 180 {
+				ccancel()
+			}
+			return nil
+		}})
+		ccancel()
+		if err == nil {
+			t.Fatal("a cancelled call was answered")
+		}
+		id, _ := dialog.IDOf(s.InviteRequest)
+		for _, n := range nodes {
+			waitFor(t, 5*time.Second, "the call cancelled on "+string(n.id), func() bool {
+				i, ok := n.st.Dialogs.Get(id)
+				return ok && i.State == dialog.Terminated && i.Reason == dialog.ReasonCancel
+			})
+		}
+		waitFor(t, 10*time.Second, "the cancelled call's CDR", func() bool { return col.count(CDRID(id)) == 1 })
+	})
+
 	t.Run("http", func(t *testing.T) {
 		// Each node resource (whose holder fires its dialogs' CDR hooks) is
 		// held by exactly one node, and exactly one node spooled the CDR:
@@ -76,7 +113,7 @@ func TestCluster(t *testing.T) {
 			}
 			checkExposition(t, body)
 			for _, want := range []string{
-				"sipha_registrations 1\n",
+				"sipha_registrations 2\n",
 				"sipha_dialogs_live 0\n",
 				`sipha_dialog_profile{profile="all",value=""} 0` + "\n",
 				`sipha_cps_total{decision="denied"} 0` + "\n",
@@ -102,8 +139,8 @@ func TestCluster(t *testing.T) {
 		if len(holders) != 3 || holders["node/a"] != 1 || holders["node/b"] != 1 || holders["node/c"] != 1 {
 			t.Errorf("node resources held %v, want each once", holders)
 		}
-		if spooled != 1 {
-			t.Errorf("%d CDRs spooled across the nodes, want 1", spooled)
+		if spooled != 2 {
+			t.Errorf("%d CDRs spooled across the nodes, want 2 (answered, cancelled)", spooled)
 		}
 		code, body := get(t, b.http.URL+"/nothing")
 		if code != 404 {
@@ -167,8 +204,8 @@ func TestCluster(t *testing.T) {
 			t.Errorf("CDR %s handed to the collector %d times", id, n)
 		}
 	}
-	if len(col.ids) != 2 {
-		t.Errorf("collector holds %d CDRs, want 2: %v", len(col.ids), col.ids)
+	if len(col.ids) != 3 {
+		t.Errorf("collector holds %d CDRs, want 3: %v", len(col.ids), col.ids)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -76,8 +77,10 @@ type Stack struct {
 	CDR        *CDRSink
 	VIP        *vip.Manager
 
+	mu      sync.Mutex
 	closers []func() error // in start order
 	closed  bool
+	aborted bool
 }
 
 // Start builds and starts every block of one node: the TCP transport, Raft
@@ -105,6 +108,8 @@ func Start(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 			s.Close()
 		}
 	}()
+	// Each block is appended to s.closers as soon as it runs, so an error
+	// part way closes exactly what was started.
 
 	cc := cfg.Cluster
 	cc.ID, cc.Listen, cc.Peers, cc.Logger = cfg.ID, cfg.ClusterAddr, cfg.Peers, log
@@ -214,6 +219,9 @@ func (s *Stack) Blocks() Blocks {
 // shutdownOwn hands this node's resources to the others before Raft stops,
 // so its dialogs and VIP move without waiting for a lease to lapse.
 func (s *Stack) shutdownOwn() error {
+	if s.aborted {
+		return nil // closed already, with nothing handed over
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := s.Own.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -223,8 +231,15 @@ func (s *Stack) shutdownOwn() error {
 }
 
 // Close stops every block in reverse start order: graceful (goodbyes,
-// handover of owned resources, CDR spool kept). It is idempotent.
+// handover of owned resources, CDR spool kept). It is idempotent and safe
+// to call concurrently with Abort.
 func (s *Stack) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeLocked()
+}
+
+func (s *Stack) closeLocked() error {
 	if s.closed {
 		return nil
 	}
@@ -242,6 +257,8 @@ func (s *Stack) Close() error {
 // every connection without a goodbye first, then the rest is closed (the
 // ownership layer without handing anything over). For tests and drills.
 func (s *Stack) Abort() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}
@@ -250,6 +267,7 @@ func (s *Stack) Abort() error {
 	}
 	if s.Own != nil {
 		s.Own.Close()
+		s.aborted = true
 	}
-	return s.Close()
+	return s.closeLocked()
 }
