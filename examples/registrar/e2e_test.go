@@ -103,6 +103,7 @@ func TestSippCluster(t *testing.T) {
 	names := []string{"a", "b", "c"}
 	addrs := []string{freePort(t), freePort(t), freePort(t)}
 	procs := make([]*proc, 3)
+	var aArgs []string
 	for i, id := range names {
 		var peers []string
 		for j := range names {
@@ -110,9 +111,13 @@ func TestSippCluster(t *testing.T) {
 				peers = append(peers, names[j]+"="+addrs[j])
 			}
 		}
-		procs[i] = startProc(t, bin, "-id", id, "-sip", "127.0.0.1:0", "-cluster", addrs[i], "-http", "127.0.0.1:0",
+		args := []string{"-id", id, "-sip", "127.0.0.1:0", "-cluster", addrs[i], "-http", "127.0.0.1:0",
 			"-peers", strings.Join(peers, ","), "-data", filepath.Join(dir, id), "-cps", strconv.Itoa(cps),
-			"-cdr-url", col.URL)
+			"-cdr-url", col.URL}
+		if i == 0 {
+			aArgs = args
+		}
+		procs[i] = startProc(t, bin, args...)
 	}
 	for _, p := range procs {
 		waitHealthy(t, p)
@@ -174,11 +179,31 @@ func TestSippCluster(t *testing.T) {
 	// The CPS limit holds across b and c together.
 	cpsBurst(t, []*proc{b, c}, cps, time.Second)
 
-	waitFor(t, 20*time.Second, "every call's CDR", func() bool {
+	// a comes back on its data directory: it syncs the registrations again,
+	// and whatever CDRs it had spooled but not delivered when it was killed
+	// go out now (the collector drops any it had already).
+	procs[0] = startProc(t, bin, aArgs...)
+	a = procs[0]
+	waitHealthy(t, a)
+	waitMetric(t, a, "sipha_registrations", e2eUsers)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		mu.Lock()
-		defer mu.Unlock()
-		return len(ids) >= 3*calls+1
-	})
+		got := len(ids)
+		mu.Unlock()
+		if got >= 3*calls+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, p := range procs {
+				_, body := httpGet(t, "http://"+p.http+"/metrics")
+				t.Logf("%s metrics:\n%s", p.sip, grepLines(body, "dialog", "cdr", "ownership_held{", "in_dialog", "forwarded"))
+			}
+			t.Fatalf("%d CDRs at the collector after 20 s, want %d", got, 3*calls+1)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	time.Sleep(500 * time.Millisecond) // a late duplicate would show now
 	mu.Lock()
 	defer mu.Unlock()
@@ -190,7 +215,7 @@ func TestSippCluster(t *testing.T) {
 			t.Errorf("CDR %s handed over %d times", id, n)
 		}
 	}
-	for _, p := range []*proc{b, c} {
+	for _, p := range procs {
 		p.stop(t, syscall.SIGTERM)
 	}
 }
@@ -297,4 +322,18 @@ func mustAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// grepLines keeps the sample lines of body that contain any of words.
+func grepLines(body string, words ...string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		for _, w := range words {
+			if !strings.HasPrefix(l, "#") && strings.Contains(l, w) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -50,6 +50,10 @@ type StackConfig struct {
 	VIP        vip.VIP
 	VIPBackend vip.Backend
 
+	// ReadyWait bounds how long Start waits for this node's ownership
+	// lease before it starts the dialog tracker; default 15 s.
+	ReadyWait time.Duration
+
 	// Per-block overrides. Fields the stack wires itself (transports,
 	// ownership, hooks, loggers, stores) are overwritten.
 	Cluster    cluster.Config
@@ -181,6 +185,12 @@ func Start(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	s.CDR = NewCDRSink(s.Poster, cfg.ID, log)
 	s.closers = append(s.closers, s.CDR.Close)
 
+	// The dialog tracker registers this node's node resource (Sticky, this
+	// node first) as it starts. Registered before this node has a lease, the
+	// leader gives it to a peer, where Sticky keeps it: every CDR of this
+	// node's calls would then be posted by that peer. So wait for the lease
+	// first, for a while: a node started long before its peers goes on.
+	s.waitReady(ctx, cfg.ReadyWait, log)
 	dc := cfg.Dialog
 	dc.Transport, dc.Ownership, dc.OnTerminate, dc.Logger = s.TCP, s.Own, s.CDR.Hook, log
 	if s.Dialogs, err = dialog.New(dc); err != nil {
@@ -204,6 +214,22 @@ func Start(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		s.closers = append(s.closers, s.VIP.Close)
 	}
 	return s, nil
+}
+
+// waitReady waits until the ownership layer grants this node a lease, ctx
+// ends or d (default 15 s) passes.
+func (s *Stack) waitReady(ctx context.Context, d time.Duration, log *slog.Logger) {
+	if d <= 0 {
+		d = 15 * time.Second
+	}
+	deadline := time.Now().Add(d)
+	for !s.Own.Ready() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			log.Warn("proxy: starting the dialog tracker without an ownership lease", "waited", d)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Blocks are the stack's blocks as Proxy takes them.
