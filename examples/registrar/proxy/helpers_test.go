@@ -242,8 +242,20 @@ func call(ctx context.Context, c *sipgo.DialogClientCache, to sip.Uri, via *node
 }
 
 // rawSIP sends one SIP message over UDP to addr and returns the first
-// response line, or "" when none came within the timeout.
+// response line other than 100 (with " [Retry-After]" when it has that
+// header), or "" when none came within the timeout.
 func rawSIP(t *testing.T, addr, msg string) string {
+	t.Helper()
+	line, rest, _ := strings.Cut(rawSIPMessage(t, addr, msg), "\r\n")
+	if strings.Contains(rest, "Retry-After:") {
+		line += " [Retry-After]"
+	}
+	return line
+}
+
+// rawSIPMessage is rawSIP returning the whole response. LOCAL in msg
+// becomes the sending socket's address.
+func rawSIPMessage(t *testing.T, addr, msg string) string {
 	t.Helper()
 	c, err := net.Dial("udp", addr)
 	if err != nil {
@@ -261,14 +273,9 @@ func rawSIP(t *testing.T, addr, msg string) string {
 		if err != nil {
 			return ""
 		}
-		line, rest, _ := strings.Cut(string(buf[:n]), "\r\n")
-		if strings.HasPrefix(line, "SIP/2.0 100 ") {
-			continue
+		if res := string(buf[:n]); !strings.HasPrefix(res, "SIP/2.0 100 ") {
+			return res
 		}
-		if strings.Contains(rest, "Retry-After:") {
-			line += " [Retry-After]"
-		}
-		return line
 	}
 }
 

@@ -41,8 +41,10 @@ func (p *Proxy) Health() string {
 	if alive*2 <= len(members)+1 {
 		return fmt.Sprintf("cluster: %d of %d nodes reachable", alive, len(members)+1)
 	}
-	if !p.b.Limiter.Stats().Quorum {
-		return "ratelimit: no majority in contact"
+	// The limiter's own Quorum reads true while it still waits to hear
+	// from its peers, so count the peers it heard from.
+	if ls := p.b.Limiter.Stats(); !ls.Quorum || (ls.PeersInContact+1)*2 <= len(members)+1 {
+		return fmt.Sprintf("ratelimit: %d of %d peers in contact", ls.PeersInContact, len(members))
 	}
 	if r, ok := p.b.Ownership.(interface{ Ready() bool }); ok && !r.Ready() {
 		return "ownership: no lease"

@@ -67,7 +67,10 @@ type Config struct {
 	// single-domain registrar whose users dial any node's address.
 	Domain string
 	// UA is the sipgo user agent to serve on; nil: the proxy makes one and
-	// closes it on Close.
+	// closes it on Close. A UA the proxy makes hands the responses that
+	// match no transaction to ForwardStray; give yours
+	// sip.WithTransactionLayerUnhandledResponseHandler with a function
+	// that calls ForwardStray once New returned.
 	UA *sipgo.UserAgent
 	// RetryAfter is sent with a CPS rejection; default 1 s.
 	RetryAfter time.Duration
@@ -150,7 +153,8 @@ func New(b Blocks, cfg Config) (*Proxy, error) {
 	p.rr = sip.Uri{Scheme: "sip", Host: host, Port: port, UriParams: sip.NewParams()}
 	p.rr.UriParams.Add("lr", "")
 	if p.ua == nil {
-		if p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sipha-registrar")); err != nil {
+		if p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sipha-registrar"), sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerUnhandledResponseHandler(p.ForwardStray))); err != nil {
 			p.udp.Close()
 			p.tcp.Close()
 			return nil, err

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -162,13 +163,34 @@ func TestCloseStopsEverything(t *testing.T) {
 	if got := rawSIP(t, p.Addr(), invite("nobody", 1, "")); got != "SIP/2.0 404 Not Found" {
 		t.Fatalf("INVITE to nobody: %q", got)
 	}
+	// An in-dialog request that lost its route set names a domain: the
+	// proxy looks the user up instead of resolving the name (no binding:
+	// 404, where a DNS attempt would end in 503).
+	bye := strings.Replace(strings.Replace(invite("nobody", 2, ""), "INVITE", "BYE", 2), "To: <sip:nobody@example.com>",
+		"To: <sip:nobody@example.com>;tag=x", 1)
+	if got := rawSIP(t, p.Addr(), bye); got != "SIP/2.0 404 Not Found" {
+		t.Fatalf("BYE without a route set: %q", got)
+	}
+	// A response that matches no transaction (a retransmitted 2xx after
+	// the INVITE transaction ended) goes on to the next Via, without ours.
+	got := rawSIPMessage(t, p.Addr(), "SIP/2.0 200 OK\nVia: SIP/2.0/UDP "+p.Addr()+";branch=z9hG4bK-gone\n"+
+		"Via: SIP/2.0/UDP LOCAL;branch=z9hG4bK-caller\nFrom: <sip:a@x>;tag=1\nTo: <sip:b@y>;tag=2\n"+
+		"Call-ID: stray@test\nCSeq: 1 INVITE\nContent-Length: 0\n\n")
+	if !strings.HasPrefix(got, "SIP/2.0 200 OK\r\n") || strings.Count(got, "Via:") != 1 || !strings.Contains(got, "z9hG4bK-caller") {
+		t.Fatalf("stray 200 forwarded as %q", got)
+	}
+	hs := httptest.NewServer(p.HTTPHandler())
+	defer hs.Close()
+	if code, body := get(t, hs.URL+"/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("healthz before Close: %d %q", code, body)
+	}
 	for range 2 {
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if p.Health() != "proxy closed" {
-		t.Fatalf("health after Close: %q", p.Health())
+	if code, body := get(t, hs.URL+"/healthz"); code != 503 || body != "proxy closed\n" {
+		t.Fatalf("healthz after Close: %d %q", code, body)
 	}
 	for range 2 {
 		if err := st.Close(); err != nil {

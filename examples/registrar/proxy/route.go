@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"net"
 	"strings"
 	"time"
 
@@ -40,7 +41,7 @@ func (p *Proxy) routed(req *sip.Request) (fwd *sip.Request, ok bool) {
 
 // onAck forwards the ACK of a 2xx, statelessly as RFC 3261 §16.11 has it (the
 // ACK of a failure response is hop by hop and sipgo's transaction absorbs
-// it). An ACK is never answered, so a malformed one is dropped.
+// it). An ACK is never answered, so a malformed or stray one is dropped.
 func (p *Proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if !p.enter() {
 		return
@@ -50,10 +51,17 @@ func (p *Proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
 		p.m.badRequests.Add(1)
 		return
 	}
+	// An ACK this proxy must pass on belongs to a dialog it record-routed,
+	// so its top Route names this proxy. One without is the ACK of a failure
+	// response whose transaction is gone (or that sipgo did not match):
+	// routing it by its Request-URI would send it to the callee's domain.
+	if r := req.Route(); r == nil || !p.isSelf(&r.Address) {
+		return
+	}
 	p.b.Dialogs.Request(req)
 	fwd, ok := p.routed(req)
-	if !ok {
-		return
+	if !ok || (fwd.Route() == nil && !isIP(fwd.Recipient.Host)) {
+		return // never resolve a name for an ACK (see onRouted)
 	}
 	p.m.inDialog.Add(1)
 	if err := p.cli.WriteRequest(fwd, sipgo.ClientRequestAddVia); err != nil {
@@ -74,7 +82,12 @@ func (p *Proxy) onRouted(req *sip.Request, tx sip.ServerTransaction) {
 		p.respond(tx, req, 404, "Not Found")
 		return
 	}
-	if fwd.Route() == nil && !hasTag(req.To()) {
+	// With no Route left, a request goes by its Request-URI. The proxy only
+	// sends to addresses it learned (bindings, Route, contacts), never
+	// resolving a name: a Request-URI in a domain (an out-of-dialog request,
+	// or a UA's in-dialog request that lost its route set) goes to the
+	// user's binding instead.
+	if fwd.Route() == nil && (!hasTag(req.To()) || !isIP(fwd.Recipient.Host)) {
 		aor, err := p.aorOf(&req.Recipient)
 		if err != nil {
 			p.respond(tx, req, 400, "Bad Request-URI")
@@ -121,4 +134,42 @@ func (p *Proxy) onRouted(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
+}
+
+// ForwardStray forwards, statelessly, a response that matched no client
+// transaction (RFC 3261 §16.7 is for the stateful case; this is the
+// retransmitted 2xx of an INVITE whose transaction already ended, which the
+// caller needs until its ACK gets through): when the top Via is this
+// proxy's, it is removed and the response goes to the next Via.
+//
+// Concurrency: called by sipgo's transaction layer, concurrently.
+func (p *Proxy) ForwardStray(res *sip.Response) {
+	v, cseq := res.Via(), res.CSeq()
+	// Only a 2xx to an INVITE may outlive its transaction. sipgo handles
+	// each response on its own goroutine, so a 180 may also come in after
+	// the 200 that ended the transaction: passing it on would reach the
+	// caller after the answer.
+	if v == nil || cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() || p.isClosed() {
+		return
+	}
+	port := v.Port
+	if port == 0 {
+		port = int(sip.DefaultPort(v.Transport))
+	}
+	if !p.self[v.Host+":"+itoa(port)] {
+		return
+	}
+	res.RemoveHeader("Via")
+	if res.Via() == nil {
+		return
+	}
+	res.SetDestination("")
+	if err := p.srv.WriteResponse(res); err != nil {
+		p.log.Debug("proxy: forwarding a stray response", "code", res.StatusCode, "err", err)
+	}
+}
+
+// isIP reports whether a URI host is an IP literal.
+func isIP(host string) bool {
+	return net.ParseIP(strings.Trim(host, "[]")) != nil
 }
