@@ -20,11 +20,8 @@ import (
 	"github.com/sipha/sipha/usrloc"
 )
 
-// Sentinel errors of the proxy package.
-var (
-	ErrConfig = errors.New("proxy: invalid config")
-	ErrClosed = errors.New("proxy: closed")
-)
+// ErrConfig reports an invalid Config, StackConfig or Blocks.
+var ErrConfig = errors.New("proxy: invalid config")
 
 // CPSPipe is the ratelimit pipe every new INVITE is counted in: the cluster-wide
 // calls-per-second limit.
@@ -119,17 +116,9 @@ func New(b Blocks, cfg Config) (*Proxy, error) {
 		b.Registrar == nil || b.Dialogs == nil || b.Limiter == nil || b.CDR == nil {
 		return nil, fmt.Errorf("%w: every block but VIP is required", ErrConfig)
 	}
-	if cfg.Listen == "" {
-		return nil, fmt.Errorf("%w: Listen is required", ErrConfig)
-	}
-	if cfg.RetryAfter == 0 {
-		cfg.RetryAfter = time.Second
-	}
-	if cfg.InviteTimeout == 0 {
-		cfg.InviteTimeout = 3 * time.Minute
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	p := &Proxy{b: b, cfg: cfg, log: cfg.Logger, ua: cfg.UA, self: map[string]bool{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -142,12 +131,7 @@ func New(b Blocks, cfg Config) (*Proxy, error) {
 	if adv == "" {
 		adv = bound.String()
 	}
-	host, port, err := splitHostPort(adv)
-	if err != nil {
-		p.udp.Close()
-		p.tcp.Close()
-		return nil, fmt.Errorf("%w: Advertise %q: %v", ErrConfig, adv, err)
-	}
+	host, port, _ := splitHostPort(adv) // Validate checked a given one
 	p.self[net.JoinHostPort(host, strconv.Itoa(port))] = true
 	p.self[bound.String()] = true
 	p.rr = sip.Uri{Scheme: "sip", Host: host, Port: port, UriParams: sip.NewParams()}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -197,7 +198,13 @@ func TestCloseStopsEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := New(Blocks{}, Config{Listen: "127.0.0.1:0"}); err == nil {
-		t.Fatal("New without blocks succeeded")
+	if _, err := New(Blocks{}, Config{Listen: "127.0.0.1:0"}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("New without blocks: %v", err)
+	}
+	if _, err := New(st.Blocks(), Config{Listen: "127.0.0.1:0", Advertise: "nohostport"}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("New with a bad Advertise: %v", err)
+	}
+	if _, err := Start(context.Background(), StackConfig{ID: "x"}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Start without ClusterAddr: %v", err)
 	}
 }

@@ -93,11 +93,8 @@ type Stack struct {
 // terminate hook posts CDRs, the cluster-wide CPS limiter and, when
 // configured, the VIP manager. On error what was started is closed again.
 func Start(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
-	if cfg.ID == "" || cfg.ClusterAddr == "" || cfg.DataDir == "" {
-		return nil, fmt.Errorf("%w: ID, ClusterAddr and DataDir are required", ErrConfig)
-	}
-	if cfg.VIP.Prefix.IsValid() && cfg.VIPBackend == nil {
-		return nil, fmt.Errorf("%w: a VIP needs a backend", ErrConfig)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"fmt"
+	"log/slog"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/sipha/sipha/usrloc"
@@ -88,4 +92,51 @@ func (p *Proxy) isSelf(u *sip.Uri) bool {
 		port = 5060
 	}
 	return p.self[u.Host+":"+itoa(port)] || (strings.Contains(u.Host, ":") && p.self["["+u.Host+"]:"+itoa(port)])
+}
+
+func (c *Config) setDefaults() {
+	if c.RetryAfter == 0 {
+		c.RetryAfter = time.Second
+	}
+	if c.InviteTimeout == 0 {
+		c.InviteTimeout = 3 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate checks the configuration after defaults are applied.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("%w: Listen %q: %v", ErrConfig, c.Listen, err)
+	}
+	if c.Advertise != "" {
+		if _, _, err := splitHostPort(c.Advertise); err != nil {
+			return fmt.Errorf("%w: Advertise %q: %v", ErrConfig, c.Advertise, err)
+		}
+	}
+	if c.RetryAfter < 0 || c.InviteTimeout < 0 {
+		return fmt.Errorf("%w: negative RetryAfter or InviteTimeout", ErrConfig)
+	}
+	if c.Domain != "" {
+		if _, err := domainAOR(&sip.Uri{Scheme: "sip", User: "u"}, c.Domain); err != nil {
+			return fmt.Errorf("%w: Domain %q", ErrConfig, c.Domain)
+		}
+	}
+	return nil
+}
+
+// Validate checks the parts of the configuration Start needs; each block
+// validates its own.
+func (c StackConfig) Validate() error {
+	switch {
+	case c.ID == "" || c.ClusterAddr == "" || c.DataDir == "":
+		return fmt.Errorf("%w: ID, ClusterAddr and DataDir are required", ErrConfig)
+	case c.CPS < 0 || c.ReadyWait < 0:
+		return fmt.Errorf("%w: negative CPS or ReadyWait", ErrConfig)
+	case c.VIP.Prefix.IsValid() && c.VIPBackend == nil:
+		return fmt.Errorf("%w: a VIP needs a backend", ErrConfig)
+	}
+	return nil
 }
