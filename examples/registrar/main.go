@@ -60,6 +60,7 @@ type options struct {
 	id, sip, clusterAddr, peers, data, httpAddr string
 	vipAddr, iface, secret, domain              string
 	cps                                         float64
+	keepalive                                   time.Duration
 	cdrURLs                                     []string
 	insecure, verbose                           bool
 }
@@ -84,6 +85,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.secret, "secret", "", "cluster HMAC secret, at least 16 bytes (default $SIPHA_SECRET)")
 	fs.BoolVar(&o.insecure, "insecure", false, "run the cluster port without authentication (tests only)")
 	fs.StringVar(&o.domain, "domain", "", "single-domain mode: look every user up as user@DOMAIN")
+	fs.DurationVar(&o.keepalive, "keepalive", 0, "NAT keepalive OPTIONS interval to UDP bindings of this node's socket; 0: none")
 	fs.BoolVar(&o.verbose, "v", false, "log at debug level")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageText)
@@ -171,7 +173,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger, stdout io.Writer) 
 	cfg := proxy.StackConfig{ID: cluster.NodeID(o.id), ClusterAddr: o.clusterAddr, Peers: peers,
 		Secret: []byte(o.secret), Insecure: o.insecure && o.secret == "", DataDir: o.data, CPS: o.cps,
 		CDRURLs: o.cdrURLs, Domain: o.domain, Logger: log}
-	pcfg := proxy.Config{Listen: o.sip, Domain: o.domain, Logger: log}
+	pcfg := proxy.Config{Listen: o.sip, Domain: o.domain, KeepaliveInterval: o.keepalive, KeepaliveMaxFailures: 3, Logger: log}
 	if o.vipAddr != "" {
 		pfx, err := netip.ParsePrefix(o.vipAddr)
 		if err != nil {

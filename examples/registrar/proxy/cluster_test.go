@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -46,6 +47,19 @@ func TestCluster(t *testing.T) {
 
 	bob := newUA(t, "bob")
 	answered := bob.answer()
+	var pingMu sync.Mutex
+	pings := map[string]int{} // NAT keepalives bob got, by source
+	bob.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		pingMu.Lock()
+		pings[req.Source()]++
+		pingMu.Unlock()
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	pinged := func() map[string]int {
+		pingMu.Lock()
+		defer pingMu.Unlock()
+		return maps.Clone(pings)
+	}
 	bob.register(ctx, t, a.p.Addr())
 	alice := newUA(t, "alice")
 	calls := alice.caller()
@@ -57,6 +71,15 @@ func TestCluster(t *testing.T) {
 	// A call through b to the callee registered through a.
 	ended := placeAndHangUp(ctx, t, calls, bob, answered, b, nodes)
 	waitFor(t, 10*time.Second, "the CDR at the collector", func() bool { return col.count(CDRID(ended)) == 1 })
+
+	t.Run("keepalive", func(t *testing.T) {
+		// Only a, whose socket bob registered through, pings bob, from that
+		// socket (the address bob's NAT would expect).
+		waitFor(t, 5*time.Second, "two keepalives at bob", func() bool { return pinged()[a.p.Addr()] >= 2 })
+		if got := pinged(); len(got) != 1 {
+			t.Fatalf("keepalives by source: %v, want only from a (%s)", got, a.p.Addr())
+		}
+	})
 
 	t.Run("malformed", func(t *testing.T) {
 		for _, tc := range []struct{ name, msg, want string }{
@@ -135,6 +158,7 @@ func TestCluster(t *testing.T) {
 				`sipha_cps_total{decision="denied"} 0` + "\n",
 				`sipha_cluster_peer_state{peer="c",state="up"} 1` + "\n",
 				"sipha_healthy 1\n",
+				`sipha_keepalives_total{outcome="failed"} 0` + "\n",
 				`sipha_node_info{node="` + string(n.id) + `"} 1` + "\n",
 			} {
 				if n == c && strings.Contains(want, `peer="c"`) {
@@ -186,6 +210,12 @@ func TestCluster(t *testing.T) {
 		})
 		waitFor(t, 10*time.Second, "the second CDR", func() bool { return col.count(CDRID(id)) == 1 })
 		waitFor(t, 10*time.Second, "b healthy with a down", func() bool { return b.p.Health() == "" })
+		// Nobody else can ping from a's address, so nobody pings bob now.
+		before := pinged()
+		time.Sleep(600 * time.Millisecond)
+		if got := pinged(); !maps.Equal(got, before) {
+			t.Errorf("keepalives after a died: %v, before %v", got, before)
+		}
 	})
 
 	t.Run("cps", func(t *testing.T) {

@@ -86,7 +86,8 @@ func startNodes(t *testing.T, n int, cps float64, collectorURL string) []*node {
 				errs[i] = err
 				return
 			}
-			p, err := New(st.Blocks(), Config{Listen: "127.0.0.1:0", Logger: clustertest.Logger(t).With("node", string(ids[i]))})
+			p, err := New(st.Blocks(), Config{Listen: "127.0.0.1:0", KeepaliveInterval: 200 * time.Millisecond,
+				Logger: clustertest.Logger(t).With("node", string(ids[i]))})
 			if err != nil {
 				st.Close()
 				errs[i] = err

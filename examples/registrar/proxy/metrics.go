@@ -141,6 +141,13 @@ func (p *Proxy) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	m.sample("sipha_sip_responses_total", float64(p.m.options.Load()), "code", "200-options")
 	m.one("sipha_forwarded_total", "counter", "INVITEs forwarded to a binding.", float64(p.m.forwarded.Load()))
 	m.one("sipha_in_dialog_total", "counter", "In-dialog requests routed.", float64(p.m.inDialog.Load()))
+	if p.pinger != nil {
+		ks := p.pinger.Stats()
+		m.family("sipha_keepalives_total", "counter", "NAT keepalive OPTIONS by outcome.")
+		m.sample("sipha_keepalives_total", float64(ks.Sent-ks.Failed), "outcome", "answered")
+		m.sample("sipha_keepalives_total", float64(ks.Failed), "outcome", "failed")
+		m.one("sipha_keepalive_removed_total", "counter", "Bindings removed after too many failed keepalives.", float64(ks.Removed))
+	}
 	cs := p.b.CDR.Stats()
 	m.family("sipha_cdr_total", "counter", "CDRs by stage: spooled by this node, failed to spool, discarded (no collector configured), delivered to a collector.")
 	m.sample("sipha_cdr_total", float64(cs.Posted), "stage", "spooled")

@@ -74,7 +74,13 @@ type Config struct {
 	// InviteTimeout bounds a forwarded INVITE waiting for its final
 	// response; default 3 min (Timer C).
 	InviteTimeout time.Duration
-	Logger        *slog.Logger
+	// KeepaliveInterval, when positive, sends NAT keepalive OPTIONS to the
+	// UDP bindings that registered through this proxy's socket (usrloc's
+	// Pinger; see startKeepalives). KeepaliveMaxFailures unregisters a
+	// binding after that many keepalives in a row went unanswered; 0 never.
+	KeepaliveInterval    time.Duration
+	KeepaliveMaxFailures int
+	Logger               *slog.Logger
 }
 
 // Proxy is a record-routing stateful SIP proxy and registrar over sipha's
@@ -92,6 +98,7 @@ type Proxy struct {
 	self   map[string]bool // host:port values that name this proxy in a Route
 	rr     sip.Uri         // this proxy's Record-Route URI
 	stopW  func()          // ownership watch
+	pinger *usrloc.Pinger  // nil without keepalives
 	held   sync.Map        // resource → ownership.Epoch, what this node holds
 	ctx    context.Context // ends on Close: in-flight transactions give up
 	cancel context.CancelFunc
@@ -174,6 +181,10 @@ func New(b Blocks, cfg Config) (*Proxy, error) {
 		p.srv.OnRequest(m, p.guard(p.onRouted))
 	}
 	p.stopW = b.Ownership.Watch("", p.onOwnership)
+	if err := p.startKeepalives(); err != nil {
+		p.Close()
+		return nil, err
+	}
 	p.wg.Add(2)
 	go func() { defer p.wg.Done(); p.srv.ServeUDP(p.udp) }()
 	go func() { defer p.wg.Done(); p.srv.ServeTCP(p.tcp) }()
@@ -294,6 +305,9 @@ func (p *Proxy) Close() error {
 		p.cancel()
 		if p.stopW != nil {
 			p.stopW()
+		}
+		if p.pinger != nil {
+			p.pinger.Close()
 		}
 		p.udp.Close()
 		p.tcp.Close()

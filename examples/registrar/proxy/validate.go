@@ -116,8 +116,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: Advertise %q: %v", ErrConfig, c.Advertise, err)
 		}
 	}
-	if c.RetryAfter < 0 || c.InviteTimeout < 0 {
-		return fmt.Errorf("%w: negative RetryAfter or InviteTimeout", ErrConfig)
+	if c.RetryAfter < 0 || c.InviteTimeout < 0 || c.KeepaliveInterval < 0 || c.KeepaliveMaxFailures < 0 {
+		return fmt.Errorf("%w: negative RetryAfter, InviteTimeout or keepalive setting", ErrConfig)
 	}
 	if c.Domain != "" {
 		if _, err := domainAOR(&sip.Uri{Scheme: "sip", User: "u"}, c.Domain); err != nil {
