@@ -57,12 +57,13 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	id, sip, clusterAddr, peers, data, httpAddr string
-	vipAddr, iface, secret, domain              string
-	cps                                         float64
-	keepalive                                   time.Duration
-	cdrURLs                                     []string
-	insecure, verbose                           bool
+	id, sip, advertise, clusterAddr, peers string
+	data, httpAddr                         string
+	vipAddr, iface, secret, domain         string
+	cps                                    float64
+	keepalive                              time.Duration
+	cdrURLs                                []string
+	insecure, verbose                      bool
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -71,6 +72,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.id, "id", "", "this node's ID, stable across restarts (required)")
 	fs.StringVar(&o.sip, "sip", "0.0.0.0:5060", "SIP listen address, served on UDP and TCP")
+	fs.StringVar(&o.advertise, "advertise", "", "host:port in Record-Route; required when -sip is 0.0.0.0 (default with -vip: VIP:port)")
 	fs.StringVar(&o.clusterAddr, "cluster", "", "cluster listen address: transport and Raft share it (required)")
 	fs.StringVar(&o.peers, "peers", "", "the other nodes, id=host:port,... (their -cluster addresses)")
 	fs.StringVar(&o.data, "data", "", "data directory: raft/, cdr-spool/, usrloc.db (required)")
@@ -171,9 +173,12 @@ func serve(ctx context.Context, o *options, log *slog.Logger, stdout io.Writer) 
 		}
 	}()
 	cfg := proxy.StackConfig{ID: cluster.NodeID(o.id), ClusterAddr: o.clusterAddr, Peers: peers,
-		Secret: []byte(o.secret), Insecure: o.insecure && o.secret == "", DataDir: o.data, CPS: o.cps,
+		Insecure: o.insecure && o.secret == "", DataDir: o.data, CPS: o.cps,
 		CDRURLs: o.cdrURLs, Domain: o.domain, Logger: log}
-	pcfg := proxy.Config{Listen: o.sip, Domain: o.domain, KeepaliveInterval: o.keepalive, KeepaliveMaxFailures: 3, Logger: log}
+	if o.secret != "" {
+		cfg.Secret = []byte(o.secret)
+	}
+	pcfg := proxy.Config{Listen: o.sip, Advertise: o.advertise, Domain: o.domain, KeepaliveInterval: o.keepalive, KeepaliveMaxFailures: 3, Logger: log}
 	if o.vipAddr != "" {
 		pfx, err := netip.ParsePrefix(o.vipAddr)
 		if err != nil {
@@ -185,7 +190,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger, stdout io.Writer) 
 		}
 		defer be.Close()
 		cfg.VIP, cfg.VIPBackend = vip.VIP{Prefix: pfx, Interface: o.iface}, be
-		if _, port, err := net.SplitHostPort(o.sip); err == nil {
+		if _, port, err := net.SplitHostPort(o.sip); err == nil && o.advertise == "" {
 			pcfg.Advertise = net.JoinHostPort(pfx.Addr().String(), port)
 		}
 	}

@@ -57,7 +57,7 @@ type Config struct {
 	// port 0 picks one free on both).
 	Listen string
 	// Advertise is the host:port put in Record-Route and Via; default the
-	// bound listen address. Set it to the VIP when there is one, so
+	// bound listen address, which must then be a specific one. Set it to the VIP when there is one, so
 	// in-dialog requests follow the address to whichever node holds it.
 	Advertise string
 	// Domain, when set, looks every Request-URI up as user@Domain: a
@@ -136,6 +136,11 @@ func New(b Blocks, cfg Config) (*Proxy, error) {
 	bound := p.udp.LocalAddr().(*net.UDPAddr)
 	adv := cfg.Advertise
 	if adv == "" {
+		if bound.IP.IsUnspecified() {
+			p.udp.Close()
+			p.tcp.Close()
+			return nil, fmt.Errorf("%w: listening on %s needs Advertise (the address in Record-Route)", ErrConfig, bound)
+		}
 		adv = bound.String()
 	}
 	host, port, _ := splitHostPort(adv) // Validate checked a given one
