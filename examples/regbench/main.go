@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rates := fs.String("rates", "2000,4000,6000,8000,10000,12000,14000,16000,18000,20000,24000", "REGISTER/s steps, ascending")
 	duration := fs.Duration("duration", 30*time.Second, "how long each rate is held")
 	registrar := fs.String("registrar", "", "examples/registrar binary (default: go build it)")
-	countMetric := fs.String("metric", "sipha_usrloc_aors", "the registrar's /metrics gauge of registered AORs")
+	countMetric := fs.String("metric", "sipha_registrations", "the registrar's /metrics gauge of live bindings (one per user here)")
 	keep := fs.Bool("keep", false, "keep the work directory (configs, logs, sipp stats)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
