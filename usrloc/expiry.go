@@ -60,17 +60,19 @@ func (s *Store) expireDue(now int64) {
 		sh.mu.Lock()
 		for len(sh.exp) > 0 && sh.exp[0].at <= now {
 			e := heap.Pop(&sh.exp).(expEntry)
-			if _, ok := sh.aors[e.aor]; !ok {
+			h := bucketHash(e.aor)
+			if sh.aors.find(h, e.aor) == nil {
 				continue
 			}
-			ent := entry(sh, e.aor)
-			for j := range ent.recs {
-				r := &ent.recs[j]
+			var buf [entryBuf]rec
+			ent, recs := entry(sh, h, e.aor, &buf)
+			for j := range recs {
+				r := &recs[j]
 				if r.expires != e.at || r.keyHash() != e.kh {
 					continue
 				}
-				evs = s.removeAt(sh, &ent, j, Expired, evs)
-				sh.store(ent)
+				recs, evs = s.removeAt(sh, ent.key, recs, j, Expired, evs)
+				sh.store(&ent, recs)
 				break
 			}
 		}
