@@ -213,3 +213,37 @@ func TestPartitionHealConverges(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchInterval: with a positive BatchInterval the changes made within
+// one interval leave as one batch on its tick; with the default (group
+// commit) they leave without waiting for a timer.
+func TestBatchInterval(t *testing.T) {
+	for _, iv := range []time.Duration{0, 50 * time.Millisecond} {
+		t.Run(fmt.Sprint(iv), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				clustertest.CheckLeaks(t)
+				nw := clustertest.NewNetwork(1)
+				defer nw.Close()
+				ids := nodeIDs(2)
+				cfg := ReplicatorConfig{NoJoin: true, BatchInterval: iv}
+				nodes := []*node{startNode(t, nw, ids, 0, cfg), startNode(t, nw, ids, 1, cfg)}
+				clustertest.WaitUp(t, []cluster.Transport{nodes[0].tr, nodes[1].tr})
+				before := nodes[0].rp.Stats().Batches
+				start := time.Now()
+				registerN(t, nodes[0], 0, 100, "a")
+				for nodes[1].st.Len() < 100 {
+					time.Sleep(100 * time.Microsecond)
+				}
+				took := time.Since(start)
+				n := nodes[0].rp.Stats().Batches - before
+				t.Logf("arrived after %v (fake time) in %d batches", took, n)
+				if iv > 0 && n != 1 {
+					t.Fatalf("%d batches for changes within one interval, want 1", n)
+				}
+				if iv == 0 && took > 200*time.Microsecond {
+					t.Fatalf("group commit took %v of fake time: it waited for a timer", took)
+				}
+			})
+		})
+	}
+}
