@@ -134,5 +134,7 @@ func benchSync(b *testing.B, n int) {
 		b.ReportMetric(float64(n)/d.Seconds(), "bindings/s")
 		st := j.rp.Stats()
 		b.ReportMetric(float64(st.ChunksReceived), "chunks")
+		b.ReportMetric(float64(st.PullsAborted), "aborted-pulls")
+		b.ReportMetric(float64(st.VerifyRounds), "verify-rounds")
 	}
 }

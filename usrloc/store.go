@@ -356,6 +356,14 @@ func (sh *shard) store(e *aorEntry, recs []rec) {
 	sh.aors.set(slot{hash: e.hash, key: e.key, head: recs[0], tail: tail})
 }
 
+// reserve prepares bucket b for n AORs (see aorTable.reserve).
+func (s *Store) reserve(b, n int) {
+	sh := &s.shards[b]
+	sh.mu.Lock()
+	sh.aors.reserve(n)
+	sh.mu.Unlock()
+}
+
 func (s *Store) setOnLocal(fn func(aor string, r *rec)) {
 	if fn == nil {
 		s.onLocal.Store(nil)

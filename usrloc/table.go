@@ -82,12 +82,24 @@ func (t *aorTable) set(sl slot) {
 	t.n++
 }
 
-func (t *aorTable) grow() {
-	old := t.slots
-	size := 2 * len(old)
-	if size == 0 {
-		size = tableMinSize
+// reserve makes room for n AORs in all at once, so a bulk insert (a join's
+// chunk) rehashes once instead of at every doubling. It counts the AORs
+// already held as part of n: a node that restarted from its file and
+// joins again holds most of what the donor sends.
+func (t *aorTable) reserve(n int) {
+	size := max(len(t.slots), tableMinSize)
+	for n*4 > size*3 {
+		size *= 2
 	}
+	if size > len(t.slots) {
+		t.resize(size)
+	}
+}
+
+func (t *aorTable) grow() { t.resize(max(2*len(t.slots), tableMinSize)) }
+
+func (t *aorTable) resize(size int) {
+	old := t.slots
 	t.slots = make([]slot, size)
 	mask := size - 1
 	for k := range old {

@@ -3,6 +3,7 @@ package usrloc
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -79,5 +80,60 @@ func TestShardLayout(t *testing.T) {
 	}
 	if end := unsafe.Offsetof(s.shards[0].aors) + unsafe.Sizeof(s.shards[0].aors.slots); end > 64 {
 		t.Fatalf("the table's slice header ends at byte %d of the shard, past the first line", end)
+	}
+}
+
+// TestTableReserve: after reserve(n), inserts up to n AORs do not move
+// the slots, and a reserve for what the table holds already changes nothing.
+func TestTableReserve(t *testing.T) {
+	var tab aorTable
+	tab.set(slot{hash: 1 << 32, key: "sip:first@x"})
+	tab.reserve(1001)
+	size := len(tab.slots)
+	if size*3 < 1001*4 {
+		t.Fatalf("reserve(1001) left %d slots", size)
+	}
+	for i := range 1000 {
+		tab.set(slot{hash: uint64(i) << 32, key: fmt.Sprintf("sip:%d@x", i)})
+	}
+	if len(tab.slots) != size || tab.n != 1001 {
+		t.Fatalf("after 1000 inserts: %d slots (reserved %d), %d AORs", len(tab.slots), size, tab.n)
+	}
+	if tab.find(999<<32, "sip:999@x") == nil || tab.find(1<<32, "sip:first@x") == nil {
+		t.Fatal("an AOR is missing after the reserved inserts")
+	}
+	tab.reserve(1001)
+	if len(tab.slots) != size {
+		t.Fatalf("reserve for the AORs held grew the table from %d to %d slots", size, len(tab.slots))
+	}
+}
+
+// TestExpHeapOrder: pops come out by deadline whatever the pushes' order.
+func TestExpHeapOrder(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var h expHeap
+	var want []int64
+	for range 500 {
+		at := rng.Int64N(1000)
+		h.push(expEntry{at: at})
+		want = append(want, at)
+		if rng.IntN(3) == 0 { // interleave pops with pushes
+			slices.Sort(want)
+			if got := h.pop().at; got != want[0] {
+				t.Fatalf("popped %d, want %d", got, want[0])
+			}
+			want = want[1:]
+		}
+	}
+	slices.Sort(want)
+	for _, w := range want {
+		if got := h.pop().at; got != w {
+			t.Fatalf("popped %d, want %d", got, w)
+		}
+	}
+	if len(h) != 0 {
+		t.Fatalf("%d entries left", len(h))
 	}
 }
