@@ -82,28 +82,30 @@ func (s *Store) prune(before HLC, seen map[seenKey]struct{}) int {
 		sh.mu.Lock()
 		var evs []Event
 		var victims []string
-		for aor, sl := range sh.aors {
+		sh.aors.all(func(sl *slot) bool {
 			stale := sl.head.hlc < before
 			for i := range sl.tail {
 				stale = stale || sl.tail[i].hlc < before
 			}
 			if stale {
-				victims = append(victims, aor)
+				victims = append(victims, sl.key)
 			}
-		}
+			return true
+		})
 		for _, aor := range victims {
-			ent := entry(sh, aor)
 			ah := bucketHash(aor)
-			for i := 0; i < len(ent.recs); {
-				r := &ent.recs[i]
+			var buf [entryBuf]rec
+			ent, recs := entry(sh, ah, aor, &buf)
+			for i := 0; i < len(recs); {
+				r := &recs[i]
 				if _, ok := seen[seenKey{ah, r.keyHash()}]; ok || r.hlc >= before {
 					i++
 					continue
 				}
-				evs = s.removeAt(sh, &ent, i, Removed, evs)
+				recs, evs = s.removeAt(sh, ent.key, recs, i, Removed, evs)
 				n++
 			}
-			sh.store(ent)
+			sh.store(&ent, recs)
 		}
 		s.emit(evs)
 		sh.mu.Unlock()
@@ -113,12 +115,12 @@ func (s *Store) prune(before HLC, seen map[seenKey]struct{}) int {
 
 // holds reports whether this store has any version of w's binding.
 func (s *Store) holds(w *wireRec) bool {
-	sh := &s.shards[bucketOf(w.AOR)]
+	sh, h := s.shardOf(w.AOR)
 	kh := bindingKeyHash(w.F.Instance, w.F.RegID, w.F.Contact)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	sl, ok := sh.aors[w.AOR]
-	if !ok {
+	sl := sh.aors.find(h, w.AOR)
+	if sl == nil {
 		return false
 	}
 	if sl.head.keyHash() == kh {

@@ -3,6 +3,7 @@ package usrloc
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -67,6 +68,30 @@ func BenchmarkLookup1M(b *testing.B) {
 			b.Fatal("binding missing")
 		}
 	}
+	b.StopTimer()
+	reportBest(b, s, aors)
+}
+
+// reportBest times 400 rounds of 1024 lookups and reports the fastest
+// round and the median one. On a host shared with other jobs ns/op counts
+// the time this process waited for a core; a 1024-lookup round (well under
+// a scheduler time slice) that ran undisturbed shows what the data layout
+// costs.
+func reportBest(b *testing.B, s *Store, aors []string) {
+	dst := make([]Binding, 0, 4)
+	rounds := make([]time.Duration, 400)
+	k := 0
+	for r := range rounds {
+		start := time.Now()
+		for range 1024 {
+			dst = s.Lookup(aors[k&4095], dst[:0])
+			k += 7 // not the order of the main loop, nor of the last round
+		}
+		rounds[r] = time.Since(start)
+	}
+	slices.Sort(rounds)
+	b.ReportMetric(float64(rounds[0].Nanoseconds())/1024, "best-ns/op")
+	b.ReportMetric(float64(rounds[len(rounds)/2].Nanoseconds())/1024, "median-ns/op")
 }
 
 // BenchmarkLookup1MParallel is BenchmarkLookup1M on every core.
@@ -146,4 +171,6 @@ func BenchmarkLookupSmall(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		dst = s.Lookup(realisticAOR(i), dst[:0])
 	}
+	b.StopTimer()
+	reportBest(b, s, aorCache)
 }

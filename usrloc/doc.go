@@ -39,7 +39,10 @@
 // A [Replicator] keeps the store equal on every node over one
 // cluster.Transport channel (full sharing):
 //
-//   - Local changes are broadcast in batches (BatchInterval, BatchBytes).
+//   - Local changes are broadcast in batches: by default the writer that
+//     finds no broadcast in progress sends at once and the changes made
+//     meanwhile leave together next (group commit); BatchInterval and
+//     BatchBytes trade latency for fewer, larger messages.
 //   - A version is ordered by Call-ID/CSeq when both versions share the
 //     Call-ID (RFC 3261), else by a hybrid logical clock, then node ID, so
 //     every node picks the same winner without trusting wall clocks. Expiry

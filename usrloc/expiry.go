@@ -1,9 +1,6 @@
 package usrloc
 
-import (
-	"container/heap"
-	"time"
-)
+import "time"
 
 // expEntry schedules a check of one binding at its expiry. Entries are not
 // removed when a binding is refreshed: the check finds the binding's expiry
@@ -14,21 +11,49 @@ type expEntry struct {
 	aor string // the map's copy
 }
 
+// expHeap is a binary min-heap by deadline. It is written out rather than
+// built on container/heap, whose Push and Pop box every entry into an
+// interface: one allocation per write of a binding.
 type expHeap []expEntry
 
-func (h expHeap) Len() int           { return len(h) }
-func (h expHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h expHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expHeap) Push(x any)        { *h = append(*h, x.(expEntry)) }
-func (h *expHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = expEntry{}
-	*h = old[:len(old)-1]
-	return e
+func (h *expHeap) push(e expEntry) {
+	*h = append(*h, e)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if q[p].at <= q[i].at {
+			break
+		}
+		q[p], q[i] = q[i], q[p]
+		i = p
+	}
 }
 
-func (h *expHeap) push(e expEntry) { heap.Push(h, e) }
+// pop removes and returns the earliest entry; h must not be empty.
+func (h *expHeap) pop() expEntry {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = expEntry{}
+	q = q[:n]
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && q[c+1].at < q[c].at {
+			c++
+		}
+		if q[i].at <= q[c].at {
+			break
+		}
+		q[i], q[c] = q[c], q[i]
+		i = c
+	}
+	*h = q
+	return top
+}
 
 // expireLoop removes expired bindings and purges old tombstones. Each shard
 // keeps a min-heap of deadlines and publishes the earliest, so a tick costs
@@ -59,18 +84,20 @@ func (s *Store) expireDue(now int64) {
 		}
 		sh.mu.Lock()
 		for len(sh.exp) > 0 && sh.exp[0].at <= now {
-			e := heap.Pop(&sh.exp).(expEntry)
-			if _, ok := sh.aors[e.aor]; !ok {
+			e := sh.exp.pop()
+			h := bucketHash(e.aor)
+			if sh.aors.find(h, e.aor) == nil {
 				continue
 			}
-			ent := entry(sh, e.aor)
-			for j := range ent.recs {
-				r := &ent.recs[j]
+			var buf [entryBuf]rec
+			ent, recs := entry(sh, h, e.aor, &buf)
+			for j := range recs {
+				r := &recs[j]
 				if r.expires != e.at || r.keyHash() != e.kh {
 					continue
 				}
-				evs = s.removeAt(sh, &ent, j, Expired, evs)
-				sh.store(ent)
+				recs, evs = s.removeAt(sh, ent.key, recs, j, Expired, evs)
+				sh.store(&ent, recs)
 				break
 			}
 		}

@@ -31,16 +31,17 @@ func (s *Store) merge(w *wireRec) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	sh := &s.shards[bucketOf(w.AOR)]
+	sh, h := s.shardOf(w.AOR)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	ent := entry(sh, w.AOR)
-	idx := findKey(ent.recs, &r)
+	var buf [entryBuf]rec
+	ent, recs := entry(sh, h, w.AOR, &buf)
+	idx := findKey(recs, &r)
 	var ev Event
 	ev.Remote = true
 	ev.Kind = Added
 	if idx >= 0 {
-		old := &ent.recs[idx]
+		old := &recs[idx]
 		if !newer(&r, old, s.nodes) {
 			return false, nil
 		}
@@ -61,8 +62,8 @@ func (s *Store) merge(w *wireRec) (bool, error) {
 	}
 	// Merges do not enforce MaxContacts: the origin did, and refusing
 	// here would leave the nodes disagreeing for good.
-	ent.recs = s.put(sh, ent.key, ent.recs, idx, r)
-	sh.store(ent)
+	recs = s.put(sh, ent.key, recs, idx, r)
+	sh.store(&ent, recs)
 	if ev.Kind != 0 && s.hasWatchers() {
 		s.emit([]Event{ev})
 	}
@@ -112,12 +113,13 @@ func (s *Store) appendBucket(b int, dst []wireRec) []wireRec {
 	now := s.now().UnixNano()
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	for _, sl := range sh.aors {
+	sh.aors.all(func(sl *slot) bool {
 		dst = s.appendWire(dst, sl.key, &sl.head, now)
 		for i := range sl.tail {
 			dst = s.appendWire(dst, sl.key, &sl.tail[i], now)
 		}
-	}
+		return true
+	})
 	return dst
 }
 
@@ -142,11 +144,11 @@ func (s *Store) dominates(w *wireRec) bool {
 	}
 	node := s.nodes.id(w.Node)
 	r.node = node
-	sh := &s.shards[bucketOf(w.AOR)]
+	sh, h := s.shardOf(w.AOR)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	sl, ok := sh.aors[w.AOR]
-	if !ok {
+	sl := sh.aors.find(h, w.AOR)
+	if sl == nil {
 		return false
 	}
 	check := func(have *rec) (bool, bool) {
@@ -172,11 +174,12 @@ func (s *Store) appendBucketBindings(b int, dst []Binding) []Binding {
 	now := s.now().UnixNano()
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	for _, sl := range sh.aors {
+	sh.aors.all(func(sl *slot) bool {
 		dst = s.appendLive(dst, sl.key, &sl.head, now)
 		for i := range sl.tail {
 			dst = s.appendLive(dst, sl.key, &sl.tail[i], now)
 		}
-	}
+		return true
+	})
 	return dst
 }

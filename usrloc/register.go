@@ -49,10 +49,11 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 	}
 	nowT := s.now()
 	now := nowT.UnixNano()
-	sh := &s.shards[bucketOf(reg.AOR)]
+	sh, h := s.shardOf(reg.AOR)
 	var changed []rec
 	sh.mu.Lock()
-	ent := entry(sh, reg.AOR)
+	var buf [entryBuf]rec
+	ent, recs := entry(sh, h, reg.AOR, &buf)
 
 	// Check every contact before changing anything (step 7: the update is
 	// aborted as a whole).
@@ -63,8 +64,8 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 	}
 	plans := make([]plan, 0, len(reg.Contacts))
 	if reg.RemoveAll {
-		for i := range ent.recs {
-			r := &ent.recs[i]
+		for i := range recs {
+			r := &recs[i]
 			if r.tombstone() {
 				continue
 			}
@@ -99,9 +100,9 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 			return dst, err
 		}
 		p := plan{r: r}
-		if idx := findKey(ent.recs, &r); idx >= 0 {
-			p.hasOld, p.old = true, ent.recs[idx]
-			old := &ent.recs[idx]
+		if idx := findKey(recs, &r); idx >= 0 {
+			p.hasOld, p.old = true, recs[idx]
+			old := &recs[idx]
 			if old.seg(segCallID) == reg.CallID && reg.CSeq <= old.cseq {
 				if reg.CSeq == old.cseq {
 					continue
@@ -119,8 +120,8 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 	}
 	// Count the live bindings the registration leaves.
 	live := 0
-	for i := range ent.recs {
-		if !ent.recs[i].tombstone() && ent.recs[i].expires > now {
+	for i := range recs {
+		if !recs[i].tombstone() && recs[i].expires > now {
 			live++
 		}
 	}
@@ -166,13 +167,13 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 			}
 			evs = append(evs, ev)
 		}
-		ent.recs = s.put(sh, ent.key, ent.recs, findKey(ent.recs, &r), r)
+		recs = s.put(sh, ent.key, recs, findKey(recs, &r), r)
 		changed = append(changed, r)
 	}
-	sh.store(ent)
+	sh.store(&ent, recs)
 	s.emit(evs)
-	for i := range ent.recs {
-		r := &ent.recs[i]
+	for i := range recs {
+		r := &recs[i]
 		if r.tombstone() || r.expires <= now {
 			continue
 		}

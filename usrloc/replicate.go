@@ -15,7 +15,11 @@ import (
 // means its default.
 type ReplicatorConfig struct {
 	// BatchInterval is how long a local change may wait to be batched with
-	// others before it is broadcast; default 1 ms.
+	// others before it is broadcast. Zero (the default) waits for nothing:
+	// the writer that finds no broadcast in progress sends its change at
+	// once, and the changes made meanwhile go out together in the next
+	// batch (group commit), so batches grow with the load instead of every
+	// change paying a timer's wait or a hop to another goroutine.
 	BatchInterval time.Duration
 	// BatchBytes sends a batch at once when it reaches this size; default
 	// 32 KiB.
@@ -54,9 +58,6 @@ type ReplicatorConfig struct {
 }
 
 func (c ReplicatorConfig) withDefaults() ReplicatorConfig {
-	if c.BatchInterval == 0 {
-		c.BatchInterval = time.Millisecond
-	}
 	if c.BatchBytes == 0 {
 		c.BatchBytes = 32 << 10
 	}
@@ -110,10 +111,11 @@ type Replicator struct {
 	log   *slog.Logger
 	self  cluster.NodeID
 
-	bmu    sync.Mutex
-	batch  encoder // records of the pending batch
-	batchN int
-	out    []byte
+	bmu     sync.Mutex
+	batch   encoder // records of the pending batch
+	batchN  int
+	out     []byte // the message being broadcast; only the sender uses it
+	sending bool   // a goroutine is in sendBatchesLocked
 
 	mu       sync.Mutex
 	pulls    map[uint64]*pull          // sessions pulling from peers, by ID
@@ -132,6 +134,7 @@ type Replicator struct {
 	awayFrom  map[cluster.NodeID]awayMark
 
 	stats replStats
+	msgs  sync.Pool // of *message, see putMessage
 
 	kick      chan struct{}
 	quit      chan struct{}
@@ -207,44 +210,53 @@ func (r *Replicator) local(aor string, rc *rec) {
 	r.bmu.Lock()
 	r.batch.rec(&w)
 	r.batchN++
-	full := len(r.batch.b) >= r.cfg.BatchBytes
-	if full || r.cfg.BatchInterval == 0 {
-		r.flushLocked()
+	if r.cfg.BatchInterval == 0 || len(r.batch.b) >= r.cfg.BatchBytes {
+		r.sendBatchesLocked()
+		r.bmu.Unlock()
+		return
 	}
 	r.bmu.Unlock()
-	if !full {
-		select {
-		case r.kick <- struct{}{}:
-		default:
-		}
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
 }
 
-// flushLocked broadcasts the pending batch. r.bmu must be held.
-func (r *Replicator) flushLocked() {
-	if r.batchN == 0 {
+// sendBatchesLocked broadcasts the pending batch, and the ones that fill
+// while it does, until none is left; if another goroutine is already at
+// it, that one sends this batch too. One sender at a time keeps batches in
+// order. r.bmu must be held; it is released during each broadcast (which
+// never blocks) so writers keep adding to the next batch.
+func (r *Replicator) sendBatchesLocked() {
+	if r.sending {
 		return
 	}
-	e := encoder{b: r.out[:0]}
-	e.header(msgUpdates)
-	e.uvarint(uint64(r.batchN))
-	e.b = append(e.b, r.batch.b...)
-	r.out = e.b
-	n := r.batchN
-	r.batch.b = r.batch.b[:0]
-	r.batchN = 0
-	r.stats.batchesSent.Add(1)
-	r.stats.updatesSent.Add(uint64(n))
-	if err := r.tr.Broadcast(cluster.ChannelUsrloc, r.out); err != nil {
-		// The peers that missed it see a gap and ask for a repair.
-		r.stats.sendErrors.Add(1)
-		r.log.Debug("usrloc: broadcast", "err", err)
+	r.sending = true
+	for r.batchN > 0 {
+		e := encoder{b: r.out[:0]}
+		e.header(msgUpdates)
+		e.uvarint(uint64(r.batchN))
+		e.b = append(e.b, r.batch.b...)
+		r.out = e.b
+		n := r.batchN
+		r.batch.b = r.batch.b[:0]
+		r.batchN = 0
+		r.bmu.Unlock()
+		r.stats.batchesSent.Add(1)
+		r.stats.updatesSent.Add(uint64(n))
+		if err := r.tr.Broadcast(cluster.ChannelUsrloc, r.out); err != nil {
+			// The peers that missed it see a gap and ask for a repair.
+			r.stats.sendErrors.Add(1)
+			r.log.Debug("usrloc: broadcast", "err", err)
+		}
+		r.bmu.Lock()
 	}
+	r.sending = false
 }
 
 func (r *Replicator) flush() {
 	r.bmu.Lock()
-	r.flushLocked()
+	r.sendBatchesLocked()
 	r.bmu.Unlock()
 }
 
@@ -257,8 +269,12 @@ func (r *Replicator) handle(m cluster.Message) {
 		r.abortPullsFrom(m.From)
 		r.requestRepair(m.From)
 	}
-	var msg message
-	if err := decode(m.Payload, &msg); err != nil {
+	msg, _ := r.msgs.Get().(*message)
+	if msg == nil {
+		msg = new(message)
+	}
+	defer r.putMessage(msg)
+	if err := decode(m.Payload, msg); err != nil {
 		r.stats.malformed.Add(1)
 		r.log.Warn("usrloc: malformed message dropped", "peer", m.From, "err", err)
 		return
@@ -272,12 +288,25 @@ func (r *Replicator) handle(m cluster.Message) {
 	case msgSyncAck:
 		r.ack(m.From, msg.id, msg.seq)
 	case msgSyncChunk:
-		r.chunk(m.From, &msg)
+		r.chunk(m.From, msg)
 	case msgDigest:
-		r.digest(m.From, &msg)
+		r.digest(m.From, msg)
 	default:
 		r.stats.malformed.Add(1)
 	}
+}
+
+// putMessage returns a decoded message's slices for reuse: a sync chunk
+// holds about a thousand records, and decoding each into fresh slices was
+// a large share of a join's garbage. Its strings alias the transport's
+// buffer, so they are cleared first.
+func (r *Replicator) putMessage(m *message) {
+	if cap(m.recs) > 1<<14 {
+		return // an outsized one is not worth keeping
+	}
+	clear(m.recs)
+	*m = message{recs: m.recs[:0], digests: m.digests[:0], buckets: m.buckets[:0]}
+	r.msgs.Put(m)
 }
 
 func (r *Replicator) mergeAll(recs []wireRec) {
@@ -301,8 +330,12 @@ func (r *Replicator) send(to cluster.NodeID, m *message) error {
 // run flushes batches and drives anti-entropy, repairs and the join.
 func (r *Replicator) run() {
 	defer r.wg.Done()
-	tick := time.NewTicker(max(r.cfg.BatchInterval, 100*time.Microsecond))
-	defer tick.Stop()
+	var tickC <-chan time.Time // nil (never ready) when writers send at once
+	if r.cfg.BatchInterval > 0 {
+		tick := time.NewTicker(r.cfg.BatchInterval)
+		defer tick.Stop()
+		tickC = tick.C
+	}
 	ctl := time.NewTicker(50 * time.Millisecond)
 	defer ctl.Stop()
 	lastAE := r.cfg.Now()
@@ -313,7 +346,7 @@ func (r *Replicator) run() {
 			return
 		case <-r.kick:
 			pending = true
-		case <-tick.C:
+		case <-tickC:
 			if pending {
 				r.flush()
 				pending = false

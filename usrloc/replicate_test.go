@@ -213,3 +213,77 @@ func TestPartitionHealConverges(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchInterval: with a positive BatchInterval the changes made within
+// one interval leave as one batch on its tick; with the default (group
+// commit) a change with no broadcast in progress is handed to the
+// transport before Register returns, with no timer and no other goroutine.
+func TestBatchInterval(t *testing.T) {
+	for _, iv := range []time.Duration{0, 50 * time.Millisecond} {
+		t.Run(fmt.Sprint(iv), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				clustertest.CheckLeaks(t)
+				nw := clustertest.NewNetwork(1)
+				defer nw.Close()
+				ids := nodeIDs(2)
+				cfg := ReplicatorConfig{NoJoin: true, BatchInterval: iv}
+				nodes := []*node{startNode(t, nw, ids, 0, cfg), startNode(t, nw, ids, 1, cfg)}
+				clustertest.WaitUp(t, []cluster.Transport{nodes[0].tr, nodes[1].tr})
+				before := nodes[0].rp.Stats()
+				registerN(t, nodes[0], 0, 100, "a")
+				// One goroutine registers, so no broadcast is ever in
+				// progress when the next change comes.
+				if sent := nodes[0].rp.Stats().UpdatesSent - before.UpdatesSent; iv == 0 && sent != 100 {
+					t.Fatalf("group commit: %d of 100 changes sent when Register returned", sent)
+				} else if iv > 0 && sent != 0 {
+					t.Fatalf("%d changes sent before the batch interval's tick", sent)
+				}
+				for nodes[1].st.Len() < 100 {
+					time.Sleep(time.Millisecond)
+				}
+				n := nodes[0].rp.Stats().Batches - before.Batches
+				if iv > 0 && n != 1 {
+					t.Fatalf("%d batches for changes within one interval, want 1", n)
+				}
+				if iv == 0 && n != 100 {
+					t.Fatalf("group commit with one writer: %d batches, want 100", n)
+				}
+			})
+		})
+	}
+}
+
+// TestJoinIgnoresRepairRounds: anti-entropy rounds the donor opens with a
+// node that is still joining start no second stream. Before, the joiner
+// answered the digests and pulled every differing bucket a second time
+// beside its join, and the donor pulled from the joiner, which refused.
+func TestJoinIgnoresRepairRounds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clustertest.CheckLeaks(t)
+		nw := clustertest.NewNetwork(4)
+		defer nw.Close()
+		ids := nodeIDs(2)
+		// An anti-entropy round at every control tick (50 ms) of n1, and a
+		// slow link so the join spans many of them.
+		n1 := startNode(t, nw, ids[:1], 0, ReplicatorConfig{NoJoin: true, ChunkBytes: 8 << 10, AntiEntropyInterval: time.Millisecond})
+		registerN(t, n1, 0, 3000, "a")
+		nw.SetLinkDelay(string(ids[0]), string(ids[1]), 20*time.Millisecond)
+		nw.SetLinkDelay(string(ids[1]), string(ids[0]), 20*time.Millisecond)
+		start := time.Now()
+		n2 := startNode(t, nw, ids, 1, ReplicatorConfig{ChunkBytes: 8 << 10, Window: 1})
+		waitSynced(t, n2, 30*time.Second)
+		took := time.Since(start)
+		if n2.st.Len() != 3000 {
+			t.Fatalf("synced with %d of 3000", n2.st.Len())
+		}
+		s1, s2 := n1.rp.Stats(), n2.rp.Stats()
+		t.Logf("join took %v of fake time; joiner %+v; donor %+v", took, s2, s1)
+		if took < 500*time.Millisecond {
+			t.Fatalf("the join took %v: too short to overlap anti-entropy rounds, the test proves nothing", took)
+		}
+		if s2.PullsStarted != 1 || s1.PullsStarted != 0 || s1.PullsAborted != 0 {
+			t.Fatalf("pulls beside the join: joiner started %d (want 1), donor started %d and aborted %d (want 0)",
+				s2.PullsStarted, s1.PullsStarted, s1.PullsAborted)
+		}
+	})
+}

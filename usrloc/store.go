@@ -24,6 +24,10 @@ const maxNodes = 1 << 12
 // an xxhash of the AOR. It is safe for concurrent use; reads take one shard
 // read lock and allocate nothing when the caller's slice has room.
 type Store struct {
+	// shards comes first so that it starts on a page boundary (a Store is
+	// a large allocation) and each 128-byte shard on a cache line pair.
+	shards [nBuckets]shard
+
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
@@ -33,7 +37,6 @@ type Store struct {
 	// User-Agents filling in can never lock a new peer's bindings out.
 	nodes  *interner
 	nodeID uint32
-	shards [nBuckets]shard
 
 	watchers atomic.Pointer[[]*watcher]
 	wmu      sync.Mutex
@@ -52,12 +55,15 @@ type Store struct {
 
 type shard struct {
 	mu   sync.RWMutex
-	aors map[string]slot
+	aors aorTable
 	exp  expHeap
 	next atomic.Int64 // earliest pending expiry, Unix ns; 0 = none
 	// Digest of the shard as one anti-entropy bucket.
 	count uint32
 	sum   uint64
+	// A lookup reads mu and aors.slots: with the padding they share the
+	// shard's first cache line.
+	_ [24]byte
 }
 
 // New starts a store; Close stops its expiry goroutine.
@@ -69,9 +75,6 @@ func New(cfg Config) (*Store, error) {
 	s := &Store{cfg: cfg, log: cfg.Logger, now: cfg.Now, in: newInterner(cfg.InternMax), nodes: newInterner(maxNodes), quit: make(chan struct{})}
 	s.clock.now = cfg.Now
 	s.nodeID = s.nodes.id(string(cfg.Node))
-	for i := range s.shards {
-		s.shards[i].aors = make(map[string]slot)
-	}
 	s.watchers.Store(&[]*watcher{})
 	s.coarse.Store(cfg.Now().UnixNano())
 	s.wg.Add(1)
@@ -105,6 +108,12 @@ func bucketOf(aor string) int { return int(bucketHash(aor) & (nBuckets - 1)) }
 
 func bucketHash(aor string) uint64 { return xxhash.Sum64String(aor) }
 
+// shardOf returns aor's shard and hash.
+func (s *Store) shardOf(aor string) (*shard, uint64) {
+	h := bucketHash(aor)
+	return &s.shards[h&(nBuckets-1)], h
+}
+
 // Lookup appends the live bindings of aor to dst, best first: highest q,
 // then the most recently written. It allocates only when dst must grow.
 //
@@ -112,11 +121,10 @@ func bucketHash(aor string) uint64 { return xxhash.Sum64String(aor) }
 // binding may show for up to Config.ExpiryResolution past its expiry, as
 // long as it would before the timer removed it; Binding.Expires is exact.
 func (s *Store) Lookup(aor string, dst []Binding) []Binding {
-	sh := &s.shards[bucketOf(aor)]
+	sh, h := s.shardOf(aor)
 	now := s.coarse.Load()
 	sh.mu.RLock()
-	sl, ok := sh.aors[aor]
-	if ok {
+	if sl := sh.aors.find(h, aor); sl != nil {
 		dst = s.appendLive(dst, sl.key, &sl.head, now)
 		for i := range sl.tail {
 			dst = s.appendLive(dst, sl.key, &sl.tail[i], now)
@@ -265,17 +273,16 @@ func (s *Store) drop(sh *shard, aor string, recs []rec, i int) []rec {
 	return recs[:len(recs)-1]
 }
 
-// removeAt drops ent.recs[i], with an event of kind for the watchers when
-// it was a live binding. sh.mu must be held.
-func (s *Store) removeAt(sh *shard, ent *aorEntry, i int, kind EventKind, evs []Event) []Event {
-	r := &ent.recs[i]
+// removeAt drops recs[i] of aor, with an event of kind for the watchers
+// when it was a live binding. sh.mu must be held.
+func (s *Store) removeAt(sh *shard, aor string, recs []rec, i int, kind EventKind, evs []Event) ([]rec, []Event) {
+	r := &recs[i]
 	if !r.tombstone() && s.hasWatchers() {
 		ev := Event{Kind: kind}
-		s.fill(&ev.Binding, ent.key, r)
+		s.fill(&ev.Binding, aor, r)
 		evs = append(evs, ev)
 	}
-	ent.recs = s.drop(sh, ent.key, ent.recs, i)
-	return evs
+	return s.drop(sh, aor, recs, i), evs
 }
 
 func (s *Store) account(sh *shard, aor string, r *rec) {
@@ -294,49 +301,67 @@ func (s *Store) unaccount(sh *shard, aor string, r *rec) {
 	}
 }
 
-// slot is a map value: the map's own copy of the AOR (which heap entries
-// share, so the AOR is held once), its first binding inline and the others
-// behind. Most AORs hold one binding, so a lookup touches the map's group
-// and the key, and no third cache line. Kept ≤ 128 bytes so the map stores
-// it inline.
-//
-// Writes store under slot.key, never under the caller's string: a map
-// assignment replaces the stored key, and the caller's may alias a SIP
-// message buffer.
-type slot struct {
-	key  string
-	head rec
-	tail []rec
-}
-
-// aorEntry is the working form of a slot for a writer.
+// aorEntry is a slot opened by a writer; its bindings are a working copy
+// kept apart (see entry).
 type aorEntry struct {
+	hash uint64
 	key  string
-	recs []rec
+	tail []rec // the slot's tail array, reused by store when it fits
 }
 
-// entry returns the bindings of aor for a writer, or an empty entry holding
-// a private copy of aor.
-func entry(sh *shard, aor string) aorEntry {
-	sl, ok := sh.aors[aor]
-	if !ok {
-		return aorEntry{key: strings.Clone(aor)}
+// entryBuf bindings fit the working copy without an allocation; more
+// spill to the heap.
+const entryBuf = 4
+
+// entry opens the slot of aor (hash h) for a writer, or an empty entry
+// holding a private copy of aor, and returns a working copy of its bindings
+// in buf. The copy is returned apart from the entry so that buf can stay on
+// the writer's stack: escape analysis is not field-sensitive, and the key
+// escapes into events.
+func entry(sh *shard, h uint64, aor string, buf *[entryBuf]rec) (aorEntry, []rec) {
+	sl := sh.aors.find(h, aor)
+	if sl == nil {
+		return aorEntry{hash: h, key: strings.Clone(aor)}, buf[:0]
 	}
-	recs := make([]rec, 1, 2+len(sl.tail))
-	recs[0] = sl.head
-	return aorEntry{key: sl.key, recs: append(recs, sl.tail...)}
+	recs := buf[:0]
+	if 1+len(sl.tail) > entryBuf {
+		recs = make([]rec, 0, 2+len(sl.tail))
+	}
+	recs = append(recs, sl.head)
+	recs = append(recs, sl.tail...)
+	return aorEntry{hash: h, key: sl.key, tail: sl.tail}, recs
 }
 
-// store saves e, deleting it when it holds no bindings.
-func (sh *shard) store(e aorEntry) {
-	switch len(e.recs) {
+// store saves recs as e's bindings, deleting e when there are none. The
+// tail is copied (into the old tail's array when it fits: no reader can
+// hold it, a reader copies under the read lock), never aliased, since recs
+// may live on the writer's stack.
+func (sh *shard) store(e *aorEntry, recs []rec) {
+	switch len(recs) {
 	case 0:
-		delete(sh.aors, e.key)
+		sh.aors.remove(e.hash, e.key)
+		return
 	case 1:
-		sh.aors[e.key] = slot{key: e.key, head: e.recs[0]}
-	default:
-		sh.aors[e.key] = slot{key: e.key, head: e.recs[0], tail: e.recs[1:]}
+		sh.aors.set(slot{hash: e.hash, key: e.key, head: recs[0]})
+		return
 	}
+	n := len(recs) - 1
+	tail := e.tail
+	if cap(tail) < n || cap(tail) > 2*n+2 {
+		tail = make([]rec, n)
+	}
+	clear(tail[n:cap(tail)]) // no stale blob kept alive past len
+	tail = tail[:n]
+	copy(tail, recs[1:])
+	sh.aors.set(slot{hash: e.hash, key: e.key, head: recs[0], tail: tail})
+}
+
+// reserve prepares bucket b for n AORs (see aorTable.reserve).
+func (s *Store) reserve(b, n int) {
+	sh := &s.shards[b]
+	sh.mu.Lock()
+	sh.aors.reserve(n)
+	sh.mu.Unlock()
 }
 
 func (s *Store) setOnLocal(fn func(aor string, r *rec)) {

@@ -81,6 +81,9 @@ func (r *Replicator) chunk(from cluster.NodeID, m *message) {
 	r.mu.Unlock()
 
 	// Merging outside the lock: chunks of one peer arrive one at a time.
+	if purpose == pullJoin {
+		r.reserveFor(m.recs)
+	}
 	bad := 0
 	for i := range m.recs {
 		w := &m.recs[i]
@@ -123,6 +126,21 @@ func (r *Replicator) chunk(from cluster.NodeID, m *message) {
 		delete(r.pulls, p.id)
 		r.stats.pullsDone.Add(1)
 		r.pullDoneLocked(p)
+	}
+}
+
+// reserveFor sizes the tables of the buckets in recs (a donor sends whole
+// buckets, one after another) before a join merges them into a store that
+// holds little of them yet.
+func (r *Replicator) reserveFor(recs []wireRec) {
+	for i := 0; i < len(recs); {
+		b := bucketOf(recs[i].AOR)
+		j := i + 1
+		for j < len(recs) && bucketOf(recs[j].AOR) == b {
+			j++
+		}
+		r.store.reserve(b, j-i)
+		i = j
 	}
 }
 

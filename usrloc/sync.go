@@ -160,6 +160,11 @@ func (r *Replicator) pullDoneLocked(p *pull) {
 // gets the reply so it can pull what it lacks too; both sides pull the
 // buckets that differ, so one round repairs both directions.
 func (r *Replicator) digest(from cluster.NodeID, m *message) {
+	if !m.reply && !r.isSynced.Load() {
+		// A joining node is no reference for anyone (it would refuse
+		// the pull anyway), and its own join pulls every bucket.
+		return
+	}
 	var mine [nBuckets]bucketSum
 	r.store.digests(&mine)
 	var diff []int
@@ -185,7 +190,10 @@ func (r *Replicator) digest(from cluster.NodeID, m *message) {
 		j.pull = r.startPullLocked(from, diff, pullVerify)
 		return
 	}
-	if len(diff) == 0 {
+	if len(diff) == 0 || j != nil {
+		// While a join (or a full resync) runs, a repair would stream
+		// again the buckets the join is pulling; the join's verification
+		// against its donor catches whatever else differs.
 		return
 	}
 	for _, p := range r.pulls {
