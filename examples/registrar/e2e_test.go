@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sipha/sipha/cdr"
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // e2eUsers is how many users SIPp registers; -tags soak raises it.
@@ -105,7 +106,7 @@ func TestSippCluster(t *testing.T) {
 	defer col.Close()
 
 	names := []string{"a", "b", "c"}
-	addrs := []string{freePort(t), freePort(t), freePort(t)}
+	addrs := clustertest.LoopbackAddrs(t, 3)
 	procs := make([]*proc, 3)
 	var aArgs []string
 	for i, id := range names {

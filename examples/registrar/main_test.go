@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // buildBinary builds the registrar into a temporary directory.
@@ -133,15 +135,6 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	res, err := http.Get(url)
@@ -159,7 +152,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 func TestSignals(t *testing.T) {
 	bin := buildBinary(t)
 	data := t.TempDir()
-	args := []string{"-id", "a", "-sip", "127.0.0.1:0", "-cluster", freePort(t), "-http", "127.0.0.1:0",
+	args := []string{"-id", "a", "-sip", "127.0.0.1:0", "-cluster", clustertest.LoopbackAddrs(t, 1)[0], "-http", "127.0.0.1:0",
 		"-data", data, "-cps", "20"}
 	p := startProc(t, bin, args...)
 	waitHealthy(t, p)

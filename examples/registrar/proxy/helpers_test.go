@@ -53,15 +53,9 @@ func (n *node) route() *sip.RouteHeader {
 func startNodes(t *testing.T, n int, cps float64, collectorURL string) []*node {
 	t.Helper()
 	ids := make([]cluster.NodeID, n)
-	addrs := make([]string, n)
+	addrs := clustertest.LoopbackAddrs(t, n)
 	for i := range ids {
 		ids[i] = cluster.NodeID(string(rune('a' + i)))
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[i] = ln.Addr().String()
-		ln.Close()
 	}
 	nodes := make([]*node, n)
 	var wg sync.WaitGroup
