@@ -2,6 +2,7 @@ package partition_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/sipha/sipha/cluster/clustertest"
 	"github.com/sipha/sipha/ownership"
 	"github.com/sipha/sipha/ownership/ownershiptest"
+	"github.com/sipha/sipha/partition"
 )
 
 // A call set up through a node that does not own the tenant: its ACK and
@@ -121,5 +123,38 @@ func expectDialog(t *testing.T, n *sipNode, want sip.RequestMethod) {
 		}
 	case <-time.After(wait):
 		t.Fatalf("%s never served the in-dialog %s", n.id, want)
+	}
+}
+
+// Decide's loose routing, case by case, on node n1 at 127.0.0.1:5060.
+func TestDecideLoose(t *testing.T) {
+	r := looseRouter(t)
+	const tagged, plain = "<sip:bob@acme.example>;tag=x", "<sip:bob@acme.example>"
+	for _, c := range []struct {
+		name, ruri, route, to string
+		local                 bool
+		addr                  string
+		err                   error
+	}{
+		{"own route popped, next route", "sip:bob@10.0.0.9", "<sip:127.0.0.1:5060;lr>,<sip:10.0.0.2;lr>", plain, false, "10.0.0.2:5060", nil},
+		{"own route popped, dialog target", "sip:bob@10.0.0.9:5070", "<sip:127.0.0.1:5060;lr>", tagged, false, "10.0.0.9:5070", nil},
+		{"dialog target is this node", "sip:bob@127.0.0.1:5060", "", tagged, true, "", nil},
+		{"foreign route first", "sip:bob@acme.example", "<sip:[::1]:5062;lr>", plain, false, "[::1]:5062", nil},
+		{"strict next hop", "sip:bob@acme.example", "<sip:10.0.0.2>", plain, false, "", partition.ErrBadRoute},
+		{"dialog, not on its route", "sip:bob@10.0.0.9", "", tagged, false, "", partition.ErrNotOnRoute},
+	} {
+		req := parseRequest(c.ruri, c.route, c.to)
+		if req == nil {
+			t.Fatalf("%s: does not parse", c.name)
+		}
+		d, err := r.Decide(req)
+		if !errors.Is(err, c.err) || err == nil && (!d.Loose || d.Local != c.local || d.Addr != c.addr) {
+			t.Errorf("%s: %+v, %v; want local %v addr %q err %v", c.name, d, err, c.local, c.addr, c.err)
+		}
+	}
+	// Only this node's Route: popped, then routed by key (held here).
+	d, err := r.Decide(parseRequest("sip:alice@acme.example", "<sip:127.0.0.1:5060;lr>", "<sip:alice@acme.example>"))
+	if err != nil || d.Loose || !d.Local || d.Key != "acme.example" {
+		t.Errorf("outbound-proxy route: %+v, %v; want routed by key, local", d, err)
 	}
 }
