@@ -64,14 +64,16 @@ func (c RouterConfig) Validate() error {
 
 // Router routes requests of a partitioned farm: a request whose key this
 // node holds goes to the local handler, any other goes to the key's
-// committed owner. Requests inside a dialog (To tag) and requests with a
-// route set are not routed by key: they follow their Route headers or
-// dialog target (RFC 3261 §16.12), so a BYE reaches the node that serves
-// the call even after the key moved. It follows only what the ownership layer committed: when
-// the owner is unreachable it answers 503 rather than trying a standby on
-// its own guess, and the next standby gets the key's requests once the
-// leader has committed it as owner at a new epoch. So two nodes never
-// serve one tenant.
+// committed owner. It follows only what the ownership layer committed:
+// when the owner is unreachable it answers 503 rather than trying a
+// standby on its own guess, and the next standby gets the key's requests
+// once the leader has committed it as owner at a new epoch. So two nodes
+// never serve one tenant.
+//
+// Requests inside a dialog (To tag) and requests with a route set are not
+// routed by key: they follow their Route headers or dialog target (RFC 3261
+// §16.12), so a BYE reaches the node that serves the call even after the
+// key moved.
 type Router struct {
 	p      *Partitioner
 	client *sipgo.Client
