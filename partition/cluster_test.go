@@ -44,9 +44,25 @@ type farm struct {
 	t     *testing.T
 	cfg   partition.Config
 	c     *ownershiptest.Cluster
+	log   *farmLog
 	mu    sync.Mutex
 	parts map[cluster.NodeID]*partition.Partitioner
+	logs  map[cluster.NodeID]func() // stop recording a node's events
 }
+
+// Timing of the test farms. All nodes run in the test process, and on a
+// loaded 2-core host under the race detector its goroutines are held up
+// for 100–560 ms at a time (measured by farmLog's probe with the module's
+// suite and busy loops running beside it). The LAN profile's lease
+// (150 ms) and MaxPause (50 ms) assume far less: a stalled process misses
+// its renewals, its lease lapses, and the leader rightly reassigns a live
+// node's tenants (see partition/README.md). These values keep the
+// assumptions true on such a host; failover then takes about 1.5 s.
+const (
+	farmLease    = time.Second
+	farmMaxPause = 500 * time.Millisecond
+	farmRaft     = 500 * time.Millisecond
+)
 
 func newFarm(t *testing.T, cfg partition.Config, tune func(*raftowner.Config), nodes []cluster.NodeID, spares ...cluster.NodeID) *farm {
 	roles := map[cluster.NodeID]raftowner.Role{}
@@ -55,12 +71,15 @@ func newFarm(t *testing.T, cfg partition.Config, tune func(*raftowner.Config), n
 	}
 	c := ownershiptest.New(t, ownershiptest.Config{Nodes: nodes, Roles: roles,
 		Tune: func(cfg *raftowner.Config) {
+			cfg.Lease, cfg.MaxPause = farmLease, farmMaxPause
+			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = farmRaft, farmRaft, farmRaft/2
 			cfg.HoldDown = 300 * time.Millisecond
 			if tune != nil {
 				tune(cfg)
 			}
 		}})
-	f := &farm{t: t, cfg: cfg, c: c, parts: map[cluster.NodeID]*partition.Partitioner{}}
+	f := &farm{t: t, cfg: cfg, c: c, log: newFarmLog(c.Leader),
+		parts: map[cluster.NodeID]*partition.Partitioner{}, logs: map[cluster.NodeID]func(){}}
 	for _, id := range nodes {
 		f.start(id, false)
 	}
@@ -69,6 +88,7 @@ func newFarm(t *testing.T, cfg partition.Config, tune func(*raftowner.Config), n
 		for _, id := range nodes {
 			f.stop(id)
 		}
+		f.log.close()
 	})
 	return f
 }
@@ -77,6 +97,7 @@ func newFarm(t *testing.T, cfg partition.Config, tune func(*raftowner.Config), n
 // Partitioner.
 func (f *farm) start(id cluster.NodeID, restart bool) *partition.Partitioner {
 	if restart {
+		f.log.add("MARK restart %s", id)
 		f.c.Start(id)
 	}
 	p, err := partition.New(f.c.Node(id), raftMembers(f.c.Node(id)), f.cfg)
@@ -85,6 +106,7 @@ func (f *farm) start(id cluster.NodeID, restart bool) *partition.Partitioner {
 	}
 	f.mu.Lock()
 	f.parts[id] = p
+	f.logs[id] = f.log.watch(id, f.c.Node(id))
 	f.mu.Unlock()
 	return p
 }
@@ -92,11 +114,18 @@ func (f *farm) start(id cluster.NodeID, restart bool) *partition.Partitioner {
 // stop closes id's Partitioner, then kills its node.
 func (f *farm) stop(id cluster.NodeID) {
 	f.mu.Lock()
-	p := f.parts[id]
+	p, stopLog := f.parts[id], f.logs[id]
 	delete(f.parts, id)
+	delete(f.logs, id)
 	f.mu.Unlock()
+	if stopLog != nil {
+		stopLog()
+	}
 	if p != nil {
 		p.Close()
+	}
+	if f.c.Node(id) != nil {
+		f.log.add("MARK kill %s", id)
 	}
 	f.c.Kill(id)
 }
@@ -238,16 +267,12 @@ func spareTakesOver(t *testing.T, cfg partition.Config) {
 		return (before[k].Node == victim) == (id == "s1")
 	})
 	for _, k := range keys {
+		// A live node's tenant keeps owner and epoch: a new epoch, even
+		// on the same owner, means it was released and given again, a
+		// service interruption.
 		if before[k].Node != victim && during[k] != before[k] {
-			if during[k].Node == before[k].Node {
-				// Known defect, left for the follow-up (see README, "Known
-				// defects"): on a loaded host a live node's tenant can move
-				// away and back during the failover (same owner, new epoch).
-				// Its owner must still end where it was.
-				t.Logf("%s moved away and back during the failover: %v → %v", k, before[k], during[k])
-				continue
-			}
-			t.Errorf("%s was not on %s but moved: %v → %v", k, victim, before[k], during[k])
+			t.Errorf("%s was not on %s but changed hands: %v → %v (longest scheduling stall %v, MaxPause %v)\n%s",
+				k, victim, before[k], during[k], f.log.longestStall(), farmMaxPause, f.log.history(ownership.TenantResource(k)))
 		}
 		if before[k].Node == victim && during[k].Epoch <= before[k].Epoch {
 			t.Errorf("%s moved to the spare without a new epoch: %v → %v", k, before[k], during[k])

@@ -36,7 +36,9 @@
 // ("tenant/acme.example") with the Placed policy and this package's
 // placement, so the ownership layer's leader commits each key's owner,
 // moves it to the next candidate (the spare first) when the owner fails,
-// and back after the hold-down. [Partitioner.Watch] reports the keys this
+// and back after the hold-down ([FailbackPreferred], the default) or not
+// at all ([FailbackSticky]: the spare keeps it, the returning node stands
+// by). [Partitioner.Watch] reports the keys this
 // node gained and lost (start or stop serving a tenant's conferences and
 // queues); [Partitioner.Held] is the authority to act, with the epoch as
 // fencing token.
@@ -54,6 +56,16 @@
 // answer the router replies 503 with Retry-After: it never picks a standby
 // on its own guess of liveness; the standby gets the tenant's requests once
 // the ownership layer has committed it at a new epoch. A request is
-// forwarded at most once inside the farm (a Via parameter marks it), so
-// nodes whose views of a fresh commit differ cannot bounce it.
+// forwarded by key at most once inside the farm (a Via parameter marks
+// it), so nodes whose views of a fresh commit differ cannot bounce it.
+//
+// Requests inside a dialog (To tag) and requests with a route set are not
+// routed by key but loosely, as RFC 3261 §16.4 and §16.12 say: the router
+// pops its own Route entry and forwards to the next one, or, with none
+// left, to the dialog's target (the Contact of the node that answered),
+// and serves the request itself when that target is this node. A BYE thus
+// reaches the node that holds the call even after the tenant moved. Strict
+// routers (a next Route without ;lr) are refused with 400, and an
+// in-dialog request that reaches a node on neither its route nor its
+// target with 403, so the farm relays nothing for strangers.
 package partition

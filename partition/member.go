@@ -20,6 +20,8 @@ var (
 	ErrNoAddr     = errors.New("partition: no SIP address for owner")
 	ErrNoAnswer   = errors.New("partition: owner did not answer")
 	ErrClosed     = errors.New("partition: closed")
+	ErrBadRoute   = errors.New("partition: unusable Route header")
+	ErrNotOnRoute = errors.New("partition: not on the dialog's route")
 )
 
 // MaxMembers bounds the membership a placement accepts; a node index must

@@ -29,16 +29,50 @@ type MemberSourceFunc func() []Member
 // Members calls f.
 func (f MemberSourceFunc) Members() []Member { return f() }
 
+// Failback says whether a key returns to its placed owner when that node
+// comes back after a failure.
+type Failback uint8
+
+const (
+	// FailbackPreferred moves a key back to its placed owner once that node
+	// has been alive and healthy for HoldDown (the ownership layer's Placed
+	// policy, which behaves like Preferred). The ownership layer recomputes
+	// the key's candidates when the committed membership changes.
+	FailbackPreferred Failback = iota
+	// FailbackSticky leaves a key where it is while its owner is alive and
+	// healthy (ownership.Sticky, keepalived's nopreempt): the spare keeps a
+	// failed node's keys and the returning node stands by, so a tenant
+	// moves once per failure instead of twice. Its candidates are the
+	// ranking computed when Add is called, over the membership of that
+	// moment; call Add again to re-place a key after the membership
+	// changed.
+	FailbackSticky
+)
+
+func (f Failback) String() string {
+	switch f {
+	case FailbackPreferred:
+		return "preferred"
+	case FailbackSticky:
+		return "sticky"
+	}
+	return fmt.Sprintf("failback(%d)", uint8(f))
+}
+
 // Config configures a [Partitioner]. The zero value places tenants
-// ("tenant/<key>") by plain rendezvous hashing.
+// ("tenant/<key>") by plain rendezvous hashing and moves them back to a
+// returning owner after the hold-down.
 type Config struct {
 	// Kind is the resource kind keys are registered under; default
 	// ownership.KindTenant, so key "acme.example" is "tenant/acme.example".
 	Kind string
 	// Options tune placement (bounded loads).
 	Options Options
+	// Failback: back to a returning owner (default) or sticky.
+	Failback Failback
 	// HoldDown is how long a returning member must stay alive before its
-	// keys move back to it; zero means the ownership layer's default.
+	// keys move back to it (FailbackPreferred); zero means the ownership
+	// layer's default.
 	HoldDown time.Duration
 	// Logger; default discards.
 	Logger *slog.Logger
@@ -51,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if c.HoldDown < 0 {
 		return fmt.Errorf("%w: negative HoldDown", ErrBadConfig)
+	}
+	if c.Failback > FailbackSticky {
+		return fmt.Errorf("%w: unknown %v", ErrBadConfig, c.Failback)
 	}
 	if c.Kind != "" {
 		if err := ownership.ValidName(c.Kind + "/x"); err != nil {
@@ -121,10 +158,23 @@ func (p *Partitioner) checkKey(key string) (string, error) {
 }
 
 // Add registers key and returns once the ownership layer has committed it.
+// With FailbackSticky it also re-places a key already registered, over
+// the membership of now.
 func (p *Partitioner) Add(ctx context.Context, key string) error {
 	res, err := p.checkKey(key)
 	if err != nil {
 		return err
+	}
+	if p.cfg.Failback == FailbackSticky {
+		var ids []cluster.NodeID
+		for _, m := range p.src.Members() {
+			ids = append(ids, m.ID)
+		}
+		cands := p.place(res, ids)
+		if len(cands) == 0 {
+			return fmt.Errorf("%w: no member to place %q on", ErrBadMembers, key)
+		}
+		return p.m.Ensure(ctx, ownership.Spec{Name: res, Policy: ownership.Sticky, Candidates: cands})
 	}
 	return p.m.Ensure(ctx, ownership.Spec{Name: res, Policy: ownership.Placed, HoldDown: p.cfg.HoldDown, Place: p.place})
 }

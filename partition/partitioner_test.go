@@ -90,6 +90,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{Options: partition.Options{LoadFactor: 0.9}},
 		{HoldDown: -time.Second},
 		{Kind: "Bad Kind"},
+		{Failback: partition.FailbackSticky + 1},
 	} {
 		if _, err := partition.New(m, src, cfg); !errors.Is(err, partition.ErrBadConfig) {
 			t.Errorf("New(%+v) = %v, want ErrBadConfig", cfg, err)
@@ -97,5 +98,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := partition.New(nil, src, partition.Config{}); !errors.Is(err, partition.ErrBadConfig) {
 		t.Errorf("New(nil manager) = %v", err)
+	}
+	// A sticky key needs a member to be placed on.
+	p, err := partition.New(m, src, partition.Config{Failback: partition.FailbackSticky})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Add(context.Background(), "acme.example"); !errors.Is(err, partition.ErrBadMembers) {
+		t.Errorf("sticky Add with no members = %v, want ErrBadMembers", err)
 	}
 }

@@ -38,6 +38,12 @@ type RouterConfig struct {
 	// Addr returns the host:port of a node's SIP proxy; required.
 	// Concurrency: called from sipgo's handler goroutines.
 	Addr func(cluster.NodeID) (string, bool)
+	// IsSelf reports whether a Route or Request-URI addresses this node's
+	// proxy (what it put in Record-Route, or its Contact); default: the
+	// URI's host:port equals Addr(this node). Set it when the proxy's
+	// Record-Route names another host (a hostname, a public address).
+	// Concurrency: called from sipgo's handler goroutines.
+	IsSelf func(sip.Uri) bool
 	// Timeout bounds the wait for the owner's first response (provisional
 	// or final) to a forwarded request; default 4s.
 	Timeout time.Duration
@@ -58,11 +64,16 @@ func (c RouterConfig) Validate() error {
 
 // Router routes requests of a partitioned farm: a request whose key this
 // node holds goes to the local handler, any other goes to the key's
-// committed owner. It follows only what the ownership layer committed: when
-// the owner is unreachable it answers 503 rather than trying a standby on
-// its own guess, and the next standby gets the key's requests once the
-// leader has committed it as owner at a new epoch. So two nodes never
-// serve one tenant.
+// committed owner. It follows only what the ownership layer committed:
+// when the owner is unreachable it answers 503 rather than trying a
+// standby on its own guess, and the next standby gets the key's requests
+// once the leader has committed it as owner at a new epoch. So two nodes
+// never serve one tenant.
+//
+// Requests inside a dialog (To tag) and requests with a route set are not
+// routed by key: they follow their Route headers or dialog target (RFC 3261
+// §16.12), so a BYE reaches the node that serves the call even after the
+// key moved.
 type Router struct {
 	p      *Partitioner
 	client *sipgo.Client
@@ -91,7 +102,11 @@ func NewRouter(p *Partitioner, client *sipgo.Client, cfg RouterConfig) (*Router,
 
 // Decision is where a request goes.
 type Decision struct {
+	// Key is the request's key; empty when Loose.
 	Key string
+	// Loose: routed by its Route set or dialog, not by key (Owner is this
+	// node when Local, empty otherwise, and Epoch is zero).
+	Loose bool
 	// Local: this node holds the key at Epoch; serve it here.
 	Local bool
 	// Owner is the committed owner at Epoch, and Addr its SIP address
@@ -101,10 +116,14 @@ type Decision struct {
 	Addr  string
 }
 
-// Decide tells where req goes. Errors: ErrBadKey (no key), ErrUnknownKey
-// (not registered), ErrNoOwner (no owner committed), ErrNotHeld (committed
-// here but the lease lapsed), ErrNoAddr.
+// Decide tells where req goes; it does not change req. Errors: ErrBadKey
+// (no key), ErrUnknownKey (not registered), ErrNoOwner (no owner
+// committed), ErrNotHeld (committed here but the lease lapsed), ErrNoAddr,
+// and for loose routing ErrBadRoute and ErrNotOnRoute.
 func (r *Router) Decide(req *sip.Request) (Decision, error) {
+	if d, ok, err := r.looseRoute(req); ok {
+		return d, err
+	}
 	key, err := r.cfg.Key(req)
 	if err != nil {
 		return Decision{}, err
@@ -140,9 +159,20 @@ func (r *Router) Decide(req *sip.Request) (Decision, error) {
 func (r *Router) Middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		d, err := r.Decide(req)
+		if err == nil {
+			// Decide has set this node's own Route entry aside; the next
+			// hop and the local handler must not see it (§16.4).
+			r.popSelfRoute(req)
+		}
 		switch {
 		case err != nil:
 			r.reject(req, tx, err)
+		case d.Loose:
+			if d.Local {
+				next(req, tx)
+			} else {
+				r.forward(req, tx, d)
+			}
 		case d.Local:
 			next(req, tx)
 		case fromPeer(req):
@@ -165,8 +195,12 @@ func (r *Router) reject(req *sip.Request, tx sip.ServerTransaction, err error) {
 	switch {
 	case errors.Is(err, ErrBadKey):
 		code, reason = 400, "Bad Request (no partition key)"
+	case errors.Is(err, ErrBadRoute):
+		code, reason = 400, "Bad Request (unusable Route)"
 	case errors.Is(err, ErrUnknownKey):
 		code, reason = 404, "Not Found (unknown tenant)"
+	case errors.Is(err, ErrNotOnRoute):
+		code, reason = 403, "Forbidden (not on the dialog's route)"
 	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	if code == 503 {
@@ -189,9 +223,9 @@ func (r *Router) forward(req *sip.Request, tx sip.ServerTransaction, d Decision)
 		}
 		return
 	}
-	if req.Method != sip.REGISTER {
+	if req.Method != sip.REGISTER && !d.Loose {
 		// Stay on the path of the dialog, so in-dialog requests come back
-		// through a node that routes them by the same key.
+		// through this node, which forwards them along the same path.
 		opts = append(opts, sipgo.ClientRequestAddRecordRoute)
 	}
 	if mf := req.MaxForwards(); mf != nil && mf.Val() <= 1 {

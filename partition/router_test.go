@@ -28,37 +28,9 @@ func TestRouterOverSIP(t *testing.T) {
 	ids := []cluster.NodeID{"n1", "n2", "n3", "s1"}
 	// A long reassignment delay keeps a dead owner committed for a while,
 	// so the test sees what the routers do meanwhile.
-	f := newFarm(t, partition.Config{}, func(cfg *raftowner.Config) { cfg.ReassignDelay = 2 * time.Second }, ids, "s1")
-	book := &addrBook{m: map[cluster.NodeID]string{}}
-	sips := map[cluster.NodeID]*sipNode{}
-	for _, id := range ids {
-		sips[id] = startSIP(t, id, f.part(id), book)
-	}
-	down := func(id cluster.NodeID) {
-		if sips[id] != nil {
-			sips[id].close()
-			delete(sips, id)
-		}
-		f.stop(id)
-	}
-	t.Cleanup(func() {
-		for _, id := range ids {
-			down(id)
-		}
-	})
+	f, sips, down := startSIPFarm(t, func(cfg *raftowner.Config) { cfg.ReassignDelay = 3 * time.Second }, ids)
 	keys := tenants(6)
-	_, holder := f.settle(keys)
-	for _, k := range keys {
-		// Every router must know the committed owner before we route.
-		ownershiptest.WaitFor(t, wait, "every node to learn the owner of "+k, func() bool {
-			for _, id := range ids {
-				if cl, _ := f.part(id).Owner(k); cl != holder[k] {
-					return false
-				}
-			}
-			return true
-		})
-	}
+	holder := f.settleRouted(keys)
 
 	phone := newUAC(t)
 	for _, k := range keys {

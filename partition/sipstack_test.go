@@ -11,6 +11,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/ownership"
+	"github.com/sipha/sipha/ownership/ownershiptest"
+	"github.com/sipha/sipha/ownership/raftowner"
 	"github.com/sipha/sipha/partition"
 )
 
@@ -25,6 +28,10 @@ type sipNode struct {
 	done chan struct{}
 	// ended receives how each INVITE this node served ended.
 	ended chan error
+	// dialog receives the method of each in-dialog request (ACK, BYE)
+	// this node served locally.
+	dialog chan sip.RequestMethod
+	router *partition.Router
 }
 
 // addrBook maps node IDs to SIP addresses; the routers read it.
@@ -80,8 +87,18 @@ func startSIP(t *testing.T, id cluster.NodeID, p *partition.Partitioner, book *a
 	srv.OnMessage(r.Middleware(serve))
 	srv.OnOptions(r.Middleware(serve))
 	ended := make(chan error, 4)
-	// A phone that rings until the caller gives up.
+	dialog := make(chan sip.RequestMethod, 8)
+	host, port, _ := sip.ParseAddr(conn.LocalAddr().String())
 	srv.OnInvite(r.Middleware(func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.Recipient.User == "bob" {
+			// Bob answers: the dialog lives on this node, its Contact.
+			res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+			res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{User: "bob", Host: host, Port: port}})
+			res.AppendHeader(sip.NewHeader("X-Served-By", string(id)))
+			tx.Respond(res)
+			return
+		}
+		// Anyone else rings until the caller gives up.
 		tx.Respond(sip.NewResponseFromRequest(req, 180, "Ringing", nil))
 		select {
 		case <-tx.Done():
@@ -90,7 +107,15 @@ func startSIP(t *testing.T, id cluster.NodeID, p *partition.Partitioner, book *a
 			ended <- context.DeadlineExceeded
 		}
 	}))
-	n := &sipNode{id: id, addr: conn.LocalAddr().String(), conn: conn, ua: ua, ended: ended, srv: srv, done: make(chan struct{})}
+	srv.OnAck(r.Middleware(func(req *sip.Request, _ sip.ServerTransaction) { dialog <- sip.ACK }))
+	srv.OnBye(r.Middleware(func(req *sip.Request, tx sip.ServerTransaction) {
+		dialog <- sip.BYE
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		res.AppendHeader(sip.NewHeader("X-Served-By", string(id)))
+		tx.Respond(res)
+	}))
+	n := &sipNode{id: id, addr: conn.LocalAddr().String(), conn: conn, ua: ua, ended: ended, dialog: dialog,
+		router: r, srv: srv, done: make(chan struct{})}
 	book.mu.Lock()
 	book.m[id] = n.addr
 	book.mu.Unlock()
@@ -99,6 +124,50 @@ func startSIP(t *testing.T, id cluster.NodeID, p *partition.Partitioner, book *a
 		srv.ServeUDP(conn)
 	}()
 	return n
+}
+
+// startSIPFarm starts a farm of ids (the last one a spare) with a SIP
+// proxy in front of each node. down stops a node's proxy, then the node;
+// every node goes down when the test ends.
+func startSIPFarm(t *testing.T, tune func(*raftowner.Config), ids []cluster.NodeID) (*farm, map[cluster.NodeID]*sipNode, func(cluster.NodeID)) {
+	f := newFarm(t, partition.Config{}, tune, ids, ids[len(ids)-1])
+	book := &addrBook{m: map[cluster.NodeID]string{}}
+	sips := map[cluster.NodeID]*sipNode{}
+	for _, id := range ids {
+		sips[id] = startSIP(t, id, f.part(id), book)
+	}
+	down := func(id cluster.NodeID) {
+		if sips[id] != nil {
+			sips[id].close()
+			delete(sips, id)
+		}
+		f.stop(id)
+	}
+	t.Cleanup(func() {
+		for _, id := range ids {
+			down(id)
+		}
+	})
+	return f, sips, down
+}
+
+// settleRouted settles keys and waits until every running node knows
+// each key's committed owner, so every router routes the same way.
+func (f *farm) settleRouted(keys []string) map[string]ownership.Claim {
+	_, holder := f.settle(keys)
+	for _, k := range keys {
+		ownershiptest.WaitFor(f.t, wait, "every node to learn the owner of "+k, func() bool {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			for _, p := range f.parts {
+				if cl, _ := p.Owner(k); cl != holder[k] {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	return holder
 }
 
 func (n *sipNode) close() {
@@ -203,4 +272,35 @@ func (u *uac) inviteAndCancel(t *testing.T, addr, tenant string) {
 	if err == nil {
 		t.Fatalf("INVITE for %s was answered, want it canceled", tenant)
 	}
+}
+
+// call calls bob@tenant through the proxy at addr and returns the answered
+// dialog (not yet acknowledged).
+func (u *uac) call(t *testing.T, ctx context.Context, addr, tenant string) *sipgo.DialogClientSession {
+	t.Helper()
+	host, port, _ := sip.ParseAddr(u.conn.LocalAddr().String())
+	dc := sipgo.NewDialogClientCache(u.client, sip.ContactHeader{Address: sip.Uri{User: "phone", Host: host, Port: port}})
+	req := sip.NewRequest(sip.INVITE, sip.Uri{User: "bob", Host: tenant})
+	req.SetDestination(addr)
+	sess, err := dc.WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatalf("INVITE for %s via %s: %v", tenant, addr, err)
+	}
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		sess.Close()
+		t.Fatalf("INVITE for %s via %s: %v", tenant, addr, err)
+	}
+	return sess
+}
+
+// do sends req (its destination set) and returns the final response.
+func (u *uac) do(t *testing.T, req *sip.Request) *sip.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := u.client.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("%s to %s: %v", req.Method, req.Destination(), err)
+	}
+	return res
 }
