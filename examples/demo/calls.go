@@ -23,7 +23,7 @@ type phones struct {
 	next    int // the callee the caller dials next
 
 	mu       sync.Mutex
-	finished []dialog.ID // calls answered and hung up: each must have one CDR
+	finished []dialog.ID // calls that ended (hung up, or by the cluster): one CDR each
 }
 
 func startPhones(callees int) (*phones, error) {
