@@ -28,7 +28,9 @@
 //     Options.Keepalive, a Pinger that keeps only the socket's owner
 //     pinging.
 //   - Dialogs: a dialog.Tracker replicating over the transport, with the
-//     node's ownership resource for takeover of a dead node's dialogs.
+//     node's ownership resource for takeover of a dead node's dialogs;
+//     Options.OnTerminate attaches its terminate hook per node (a CDR
+//     sink posting through the node's poster, as examples/demo does).
 //   - Limiter: a ratelimit.Limiter in cluster mode with Options.Limits.
 //   - Partitioner: a partition.Partitioner over the committed membership
 //     (Options.Spares makes the last nodes spares).

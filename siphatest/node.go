@@ -182,8 +182,23 @@ func (c *Cluster) startBlocks(ctx context.Context, n *Node, cf *Configs) (err er
 		}
 		n.Locations = l
 	}
+	// The poster starts before the dialog tracker and closes after it: a
+	// terminate hook (Options.OnTerminate) may post CDRs through it.
+	if c.collector != nil {
+		if n.CDR, err = cdr.New(cf.CDR); err != nil {
+			return fmt.Errorf("cdr: %w", err)
+		}
+		n.stops = append(n.stops, func() { n.CDR.Close() })
+	}
 	if o.runs(BlockDialogs) {
 		cf.Dialog.Transport, cf.Dialog.Ownership = n.Transport, n.Ownership
+		if o.OnTerminate != nil {
+			hook, stop := o.OnTerminate(n)
+			cf.Dialog.OnTerminate = hook
+			if stop != nil {
+				n.stops = append(n.stops, stop)
+			}
+		}
 		if n.Dialogs, err = dialog.New(cf.Dialog); err != nil {
 			return fmt.Errorf("dialog: %w", err)
 		}
@@ -208,12 +223,6 @@ func (c *Cluster) startBlocks(ctx context.Context, n *Node, cf *Configs) (err er
 			return fmt.Errorf("vip: %w", err)
 		}
 		n.stops = append(n.stops, func() { n.VIPs.Close() })
-	}
-	if c.collector != nil {
-		if n.CDR, err = cdr.New(cf.CDR); err != nil {
-			return fmt.Errorf("cdr: %w", err)
-		}
-		n.stops = append(n.stops, func() { n.CDR.Close() })
 	}
 	return nil
 }

@@ -100,6 +100,18 @@ type Options struct {
 	//
 	// Concurrency: called from NewCluster and Restart, one node at a time.
 	Tune func(id cluster.NodeID, c *Configs)
+	// OnTerminate, when set with the dialog block, attaches a consumer of
+	// each node's dialog terminate events (a CDR sink posting through
+	// n.CDR, say). It runs at every start of a node (also on Restart),
+	// after the node's CDR poster started (n.CDR is nil without the CDR
+	// block) and before its dialog tracker does, and returns the tracker's
+	// dialog.Config.OnTerminate and a stop func (either may be nil). The
+	// harness calls stop when the node is killed or stopped, after the
+	// tracker closed and before the poster does.
+	//
+	// Concurrency: called from NewCluster for every node at once, and from
+	// Restart; the hook then has dialog.Config.OnTerminate's contract.
+	OnTerminate func(n *Node) (hook func(dialog.TerminateEvent), stop func())
 }
 
 // Configs are the configurations of one node's blocks, as Options.Tune
@@ -129,6 +141,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: negative Timeout or KeepaliveInterval", ErrOptions)
 	case o.Keepalive != nil && !o.runs(BlockLocations):
 		return fmt.Errorf("%w: Keepalive needs the locations block", ErrOptions)
+	case o.OnTerminate != nil && !o.runs(BlockDialogs):
+		return fmt.Errorf("%w: OnTerminate needs the dialog block", ErrOptions)
 	}
 	for name, l := range o.Limits {
 		if name == "" || l.Rate < 0 || l.Burst < 0 {

@@ -20,15 +20,19 @@ type collector struct {
 	rc   *cdr.Receiver
 
 	mu  sync.Mutex
-	ids map[string]bool
+	ids map[string]callCDR // by CDR ID
 	srv *http.Server
 }
 
 func startCollector(name, addr string) (*collector, error) {
-	c := &collector{name: name, ids: map[string]bool{}}
+	c := &collector{name: name, ids: map[string]callCDR{}}
 	rc, err := cdr.NewReceiver(cdr.ReceiverConfig{}, func(_ context.Context, rec cdr.Record) error {
+		var f callCDR
+		f.callID, _ = rec.Fields["call_id"].(string)
+		f.firedBy, _ = rec.Fields["fired_by"].(string)
+		f.reason, _ = rec.Fields["reason"].(string)
 		c.mu.Lock()
-		c.ids[rec.ID] = true
+		c.ids[rec.ID] = f
 		c.mu.Unlock()
 		return nil
 	})
@@ -75,7 +79,8 @@ func (c *collector) close() { c.stop() }
 func (c *collector) has(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ids[id]
+	_, ok := c.ids[id]
+	return ok
 }
 
 func (c *collector) distinct() int {
@@ -85,6 +90,43 @@ func (c *collector) distinct() int {
 }
 
 func (c *collector) dups() uint64 { return c.rc.Stats().Duplicates }
+
+// callCDR is what the demo reads of a collected CDR: the fields
+// proxy.CDRFields gives a SIP call (all "" for the synthetic CDRs).
+type callCDR struct{ callID, firedBy, reason string }
+
+// find returns the CDR with id from the first collector that has it.
+func find(id string, cs ...*collector) (callCDR, bool) {
+	for _, c := range cs {
+		c.mu.Lock()
+		f, ok := c.ids[id]
+		c.mu.Unlock()
+		if ok {
+			return f, true
+		}
+	}
+	return callCDR{}, false
+}
+
+// cdrsByCall maps the Call-ID of every SIP call with a CDR at any of the
+// collectors to the distinct CDR IDs they hold for it.
+func cdrsByCall(cs ...*collector) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, c := range cs {
+		c.mu.Lock()
+		for id, f := range c.ids {
+			if f.callID == "" {
+				continue
+			}
+			if out[f.callID] == nil {
+				out[f.callID] = map[string]bool{}
+			}
+			out[f.callID][id] = true
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
 
 // missing lists the posted CDR IDs that no collector has.
 func missing(posted map[string]bool, cs ...*collector) []string {
