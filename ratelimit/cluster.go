@@ -52,15 +52,17 @@ func (ps *peerState) demandOf(name string) float64 {
 // for, admitted or not), L the pipe's limit, n the nodes counted and
 // δ = Floor × L / n, node i admits
 //
-//	share_i = L × (D_i + δ) / Σ_j (D_j + δ)
+//	share_i = D_i + (L − Σ_j D_j) / n             while Σ_j D_j < L
+//	share_i = L × (D_i + δ) / Σ_j (D_j + δ)       otherwise
 //
-// The shares of the counted nodes add up to L. While every node asks for
-// more than its share, each admits its share and the cluster admits L;
-// while the nodes ask for less than L together, each share is above its
-// demand. δ is the floor: an idle node keeps a small share (and a bucket of
-// at least one call) so its first call is admitted before any message is
-// exchanged; with everyone idle the limit is split evenly. It costs at most
-// Floor × L of admissions left unused while some node is idle.
+// The shares of the counted nodes add up to L. While the nodes ask for less
+// than L together, each gets its demand and an even part of the rest, so a
+// node that was idle admits a sudden load at once (with everyone idle the
+// limit is split evenly). Over the limit, each admits its demand-proportional
+// share and the cluster admits L; δ is the floor there: an idle node keeps a
+// small share (and a bucket of at least one call) so its first call is
+// admitted before any message is exchanged. It costs at most Floor × L of
+// admissions left unused while some node is idle.
 //
 // Own demand. The peers count this node's demand as it was in some round
 // since the newest one they all acknowledged; the node counts its own as
@@ -207,14 +209,18 @@ func (cl *clusterState) share(p *pipe, now int64) {
 	if cl.free && cl.acked < cl.round {
 		own = p.sent[cl.acked%sentRing]
 	}
-	own += delta
-	sum := own
+	total := own
 	for _, ps := range cl.counted {
-		sum += ps.demandOf(p.name) + delta
+		total += ps.demandOf(p.name)
 	}
-	s := lim
-	if sum > 0 {
-		s = lim * own / sum
+	var s float64
+	if n := float64(1 + len(cl.counted)); total < lim {
+		// Under the limit: each node its demand plus an even part of
+		// what is left, so a node that was idle takes a sudden load at
+		// once (demand-proportional shares gave it a sliver).
+		s = own + (lim-total)/n
+	} else {
+		s = lim * (own + delta) / (total + n*delta)
 	}
 	switch {
 	case cl.free:

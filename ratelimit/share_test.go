@@ -192,3 +192,33 @@ func TestRestartRejoins(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleNodeTakesLoadUnderTheLimit: while the cluster asks for less than
+// the limit, the spare capacity is split evenly, so a node that was idle
+// admits a sudden load at once instead of a demand-proportional sliver
+// (found wiring examples/registrar: 20 calls/s refused under a 200/s
+// limit). n1 runs at 0.1 × the limit; n2, idle, then gets 0.1 × too.
+func TestIdleNodeTakesLoadUnderTheLimit(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	synctest.Test(t, func(t *testing.T) {
+		nw := clustertest.NewNetwork(43)
+		defer nw.Close()
+		nodes := memCluster(t, nw, tenantConfig(), "n1", "n2", "n3")
+		L := testLimit
+		ld := startLoad("tenant-a", nodes, 0.1*L, 0, 0)
+		defer ld.stop()
+		time.Sleep(3 * time.Second)
+		step := ld.at()
+		ld.set(0.1*L, 0.1*L, 0)
+		time.Sleep(3 * time.Second)
+		first := summarize(ld.windows(step, step+time.Second, 1), 0.1*L)
+		t.Logf("n2 admitted %.3f × its demand in the first second of its load", first.min)
+		if first.min < 0.97 {
+			t.Errorf("n2 admitted only %.3f × its demand in its first second; the cluster was at 0.2 × the limit", first.min)
+		}
+		steady := summarize(ld.windows(step+time.Second, ld.at(), 1), 0.1*L)
+		if steady.min < 0.97 {
+			t.Errorf("n2 admitted only %.3f × its demand later on", steady.min)
+		}
+	})
+}
