@@ -55,7 +55,10 @@
 //
 // Each dialog has an origin (the node its INVITE went through). The holder
 // of the origin's ownership resource (ownership.NodeResource, registered
-// Sticky with this node first and its peers after) runs the dialog's timers
+// Preferred with this node first and its peers after: it comes back to the
+// node once the node is back and healthy, so a peer that took it while
+// the node was down, or before the node first held a lease, does not keep
+// running the node's dialogs and posting their CDRs) runs the dialog's timers
 // and fires its terminate hook; when a node dies the next candidate
 // acquires its resource, adopts its dialogs (stamping the new epoch on
 // them, so a late timer action of the deposed owner is fenced) and fires

@@ -102,3 +102,18 @@ func TestKillOwnerMidCall(t *testing.T) {
 		}
 	}
 }
+
+// A node that comes back gets its node resource back (Preferred): the peer
+// that took it over while it was down stops running its dialogs, and the
+// node's own new dialogs are its own again. With Sticky the peer kept it
+// for good, posting the node's CDRs (seen wiring examples/registrar).
+func TestNodeResourceReturnsAfterRestart(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := newTestCluster(t, 7, 3, nil)
+	c.Kill("n1")
+	var next cluster.NodeID
+	c.Eventually(10*time.Second, "another node takes node/n1", func() bool { next = c.Holder("n1"); return next != "" })
+	c.Start("n1")
+	c.Eventually(20*time.Second, "node/n1 back on n1", func() bool { return c.Holder("n1") == "n1" })
+	t.Logf("node/n1 went to %s and came back to n1", next)
+}

@@ -138,7 +138,7 @@ func (t *Tracker) candidates() []cluster.NodeID {
 // layer is unavailable (no leader yet).
 func (t *Tracker) ensureLoop() {
 	defer t.wg.Done()
-	spec := ownership.Spec{Name: ownership.NodeResource(t.self), Candidates: t.candidates(), Policy: ownership.Sticky}
+	spec := ownership.Spec{Name: ownership.NodeResource(t.self), Candidates: t.candidates(), Policy: ownership.Preferred}
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		go func() {
