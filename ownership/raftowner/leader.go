@@ -41,6 +41,13 @@ type leaderState struct {
 	elected  time.Time
 	peers    map[cluster.NodeID]*peerState
 	proposed map[string]proposal // assignments in flight
+	takeover *takeover           // nil until the configuration was read
+	// heard: start of the latest confirmation round each voter answered;
+	// roundStart: start times of the recent rounds (see transfer.go).
+	heard      map[cluster.NodeID]time.Time
+	roundStart map[uint64]time.Time
+	// healthProposed: when commitHealth last proposed for each member.
+	healthProposed map[cluster.NodeID]time.Time
 }
 
 type proposal struct {
@@ -61,11 +68,16 @@ func (ls *leaderState) eligibleSince(id cluster.NodeID) time.Time {
 }
 
 // dead reports whether id's lease has surely run out: ReassignDelay has
-// passed since the later of this leader's election and its last
-// acknowledgement to id. Any earlier leader's acknowledgements were sent
-// before this leader's election, so they are covered too.
+// passed since the later of this leader's takeover point (its election, or
+// the earlier takeover bound, see takeover.go), which covers every earlier
+// leader's acknowledgements, and its own last acknowledgement to id.
 func (ls *leaderState) dead(id cluster.NodeID) bool {
-	from := ls.elected
+	return ls.silentSince(id, ls.takeoverFrom())
+}
+
+// silentSince reports whether ReassignDelay has passed since the later of
+// from and this leader's last acknowledgement to id.
+func (ls *leaderState) silentSince(id cluster.NodeID, from time.Time) bool {
 	if p := ls.peers[id]; p != nil && p.lastAck.After(from) {
 		from = p.lastAck
 	}
@@ -95,38 +107,21 @@ func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) b
 		if m, ok := s.members[c]; ok && m.Role == RoleArbiter {
 			continue
 		}
-		if !ls.alive(c) && !ls.dead(c) {
+		// Patience counts from the election, not the earlier takeover
+		// point: a node that has not renewed with this leader yet is
+		// waited for as long as before (nothing here is about safety).
+		if !ls.alive(c) && !ls.silentSince(c, ls.elected) {
 			return true
 		}
 	}
 	return false
 }
 
-// yieldLeadership hands Raft leadership from an arbiter to another voter.
-// Owners' leases ride on the leader: while a SIP node leads, the arbiter's
-// death costs nobody a lease, and the arbiter stays the lightweight box it
-// is meant to be. If no other voter can take over, it stays leader.
-// It retries every heartbeat timeout while it leads: right after startup the
-// other voters may not be reachable yet.
-func (n *Node) yieldLeadership() {
-	for {
-		select {
-		case <-n.quit:
-			return
-		case <-time.After(n.cfg.HeartbeatTimeout):
-		}
-		if n.raft.State() != raft.Leader || n.otherVoters() == 0 {
-			return
-		}
-		if err := n.await(n.raft.LeadershipTransfer()); err != nil {
-			n.cfg.Logger.Debug("raftowner: arbiter could not hand leadership on", "err", err)
-		}
-	}
-}
-
 func (n *Node) newLeaderState() *leaderState {
 	return &leaderState{n: n, term: n.raft.CurrentTerm(), elected: n.cfg.Now(),
-		peers: map[cluster.NodeID]*peerState{}, proposed: map[string]proposal{}}
+		peers: map[cluster.NodeID]*peerState{}, proposed: map[string]proposal{},
+		heard: map[cluster.NodeID]time.Time{}, roundStart: map[uint64]time.Time{},
+		healthProposed: map[cluster.NodeID]time.Time{}}
 }
 
 // sameTerm drops leader state from an earlier term. Raft's LeaderCh keeps
@@ -186,9 +181,17 @@ func (n *Node) leaderLoop() {
 			ls, cr, batch = nil, nil, nil
 			if isLeader {
 				ls = n.newLeaderState()
-				if n.cfg.Role == RoleArbiter {
-					n.goFunc(n.yieldLeadership)
-				}
+				n.startTakeover(ls)
+			}
+		case reply := <-n.transferCh:
+			if ls = n.sameTerm(ls); ls == nil {
+				reply <- ErrNotLeader
+				continue
+			}
+			n.startTransfer(ls, true, func(err error) { reply <- err })
+		case r := <-n.reportCh:
+			if ls = n.sameTerm(ls); ls != nil && n.countReport(ls, r) {
+				n.reassign(ls)
 			}
 		case r := <-n.renewCh:
 			if ls = n.sameTerm(ls); ls == nil {
@@ -198,6 +201,9 @@ func (n *Node) leaderLoop() {
 			batch = append(batch, r)
 			next()
 		case c := <-n.confirmCh:
+			if ls != nil && c.term == ls.term {
+				ls.heardFrom(c.from, c.nonce)
+			}
 			if cr == nil || !cr.count(c) {
 				continue
 			}
@@ -212,7 +218,13 @@ func (n *Node) leaderLoop() {
 			next()
 		case <-tick.C:
 			if ls = n.sameTerm(ls); ls != nil {
+				if ls.takeover == nil {
+					n.startTakeover(ls)
+				}
+				n.askTakeover(ls)
 				n.reassign(ls)
+				n.commitHealth(ls)
+				n.maybeYield(ls)
 			}
 		case <-n.leaderKck:
 			if ls = n.sameTerm(ls); ls != nil {
