@@ -75,6 +75,25 @@ func (ls *leaderState) dead(id cluster.NodeID) bool {
 	return ls.silentSince(id, ls.takeoverFrom())
 }
 
+// failed reports whether id should be treated as failed: its lease has
+// surely run out (dead) and, if it showed this leader a sign of life (it
+// answered a confirmation round or the takeover query in this term), it
+// has also been silent for ReassignDelay since the election. Right after
+// an election every node's lease may have lapsed while nobody could
+// renew; the takeover point makes them all dead at once, but the live ones
+// renew within moments, and moving their resources meanwhile would only
+// churn epochs. failed implies dead, so safety is dead's.
+func (ls *leaderState) failed(id cluster.NodeID) bool {
+	if !ls.dead(id) {
+		return false
+	}
+	_, heard := ls.heard[id]
+	if tk := ls.takeover; tk != nil && tk.voters[id] {
+		heard = true
+	}
+	return !heard || ls.silentSince(id, ls.elected)
+}
+
 // silentSince reports whether ReassignDelay has passed since the later of
 // from and this leader's last acknowledgement to id.
 func (ls *leaderState) silentSince(id cluster.NodeID, from time.Time) bool {
@@ -314,8 +333,10 @@ func (n *Node) reassign(ls *leaderState) {
 				if to != "" && !ls.betterUnknown(s, r, to) {
 					c = &command{Kind: cmdAssign, Name: r.Name, FromEpoch: r.Epoch, To: to}
 				}
-			case ls.dead(r.Owner):
-				if to != r.Owner {
+			case ls.failed(r.Owner):
+				// With no eligible candidate yet but one that may still
+				// renew, wait for it rather than release to nobody first.
+				if to != r.Owner && (to != "" || !ls.betterUnknown(s, r, "")) {
 					c = &command{Kind: cmdAssign, Name: r.Name, From: r.Owner, FromEpoch: r.Epoch, To: to}
 				}
 			case to != r.Owner && ls.alive(r.Owner) && (to != "" || ls.peers[r.Owner].draining):

@@ -157,7 +157,7 @@ func (n *Node) registerWeight() {
 // commitHealth commits the leader's view of each member's health when it
 // differs from the committed one (leader loop, every reassignment tick).
 // A node is healthy while it renews and reports itself healthy and not
-// draining, down once it has been silent for ReassignDelay (when its
+// draining, down once the leader treats it as failed (when its
 // resources may move) or reports itself unhealthy or draining; in between
 // (a renewal or two late) the committed verdict stands. An arbiter, which
 // does not renew, is judged by its answers to confirmation rounds. Each
@@ -184,7 +184,7 @@ func (n *Node) commitHealth(ls *leaderState) {
 				}
 			case ls.alive(id):
 				down, known = !ls.eligible(id), true
-			case ls.dead(id):
+			case ls.failed(id):
 				down, known = true, true
 			}
 			if !known || down == s.info[id].down {
