@@ -1,6 +1,7 @@
 package raftowner
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -137,7 +138,7 @@ func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) b
 }
 
 func (n *Node) newLeaderState() *leaderState {
-	return &leaderState{n: n, term: n.raft.CurrentTerm(), elected: n.cfg.Now(),
+	return &leaderState{n: n, term: n.raft.CurrentTerm(), elected: n.cfg.Now(), nonce: rand.Uint64(),
 		peers: map[cluster.NodeID]*peerState{}, proposed: map[string]proposal{},
 		heard: map[cluster.NodeID]time.Time{}, roundStart: map[uint64]time.Time{},
 		healthProposed: map[cluster.NodeID]time.Time{}}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,6 +107,12 @@ func New(tr cluster.Transport, rt raft.Transport, cfg Config) (*Node, error) {
 		quit:       make(chan struct{}),
 	}
 	n.lease.sent = map[uint64]time.Time{}
+	// Sequence numbers and round nonces start at random: an ack or a
+	// confirmation meant for an earlier incarnation of this node (or an
+	// earlier term of its leadership) can sit in a transport queue across
+	// a partition or restart and arrive later, and must not match a renewal
+	// or round of now, which it never confirmed.
+	n.lease.seq = rand.Uint64()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.fsm = newFSM(n.onChange)
 
