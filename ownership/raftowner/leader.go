@@ -49,11 +49,39 @@ type leaderState struct {
 	roundStart map[uint64]time.Time
 	// healthProposed: when commitHealth last proposed for each member.
 	healthProposed map[cluster.NodeID]time.Time
+	// renewing: nodes that sent this leader a renewal (a sign of life).
+	renewing map[cluster.NodeID]bool
 }
 
 type proposal struct {
 	epoch uint64
+	from  cluster.NodeID // the owner the proposal takes the resource from
 	at    time.Time
+}
+
+// movingAway reports whether a proposal of this term takes a resource away
+// from id and this leader's table does not show it applied yet. An ack
+// sent meanwhile could carry an index from before that entry reached the
+// log (raft.Apply appends it asynchronously), and id, having applied that
+// far, would hold on under its renewed lease after the move committed: two
+// holders. So id gets no ack until the move is applied here, when the entry
+// is in the log and the ack's index covers it. A proposal older than a
+// lease is taken as lost (reassign retries it), so a lost one does not
+// starve id of acks.
+func (ls *leaderState) movingAway(id cluster.NodeID, now time.Time) bool {
+	pending := false
+	ls.n.fsm.view(func(s *state) {
+		for name, p := range ls.proposed {
+			if p.from != id || now.Sub(p.at) >= ls.n.cfg.Lease {
+				continue
+			}
+			if r, ok := s.resources[name]; ok && r.Owner == id && r.Epoch == p.epoch {
+				pending = true
+				return
+			}
+		}
+	})
+	return pending
 }
 
 func (ls *leaderState) eligible(id cluster.NodeID) bool {
@@ -77,9 +105,9 @@ func (ls *leaderState) dead(id cluster.NodeID) bool {
 }
 
 // failed reports whether id should be treated as failed: its lease has
-// surely run out (dead) and, if it showed this leader a sign of life (it
-// answered a confirmation round or the takeover query in this term), it
-// has also been silent for ReassignDelay since the election. Right after
+// surely run out (dead) and, if it showed this leader a sign of life in
+// this term (it sent a renewal, or answered a confirmation round or the
+// takeover query), it has also been silent for ReassignDelay since the election. Right after
 // an election every node's lease may have lapsed while nobody could
 // renew; the takeover point makes them all dead at once, but the live ones
 // renew within moments, and moving their resources meanwhile would only
@@ -89,7 +117,7 @@ func (ls *leaderState) failed(id cluster.NodeID) bool {
 		return false
 	}
 	_, heard := ls.heard[id]
-	if tk := ls.takeover; tk != nil && tk.voters[id] {
+	if tk := ls.takeover; (tk != nil && tk.voters[id]) || ls.renewing[id] {
 		heard = true
 	}
 	return !heard || ls.silentSince(id, ls.elected)
@@ -141,7 +169,7 @@ func (n *Node) newLeaderState() *leaderState {
 	return &leaderState{n: n, term: n.raft.CurrentTerm(), elected: n.cfg.Now(), nonce: rand.Uint64(),
 		peers: map[cluster.NodeID]*peerState{}, proposed: map[string]proposal{},
 		heard: map[cluster.NodeID]time.Time{}, roundStart: map[uint64]time.Time{},
-		healthProposed: map[cluster.NodeID]time.Time{}}
+		healthProposed: map[cluster.NodeID]time.Time{}, renewing: map[cluster.NodeID]bool{}}
 }
 
 // sameTerm drops leader state from an earlier term. Raft's LeaderCh keeps
@@ -218,6 +246,7 @@ func (n *Node) leaderLoop() {
 				cr, batch = nil, nil
 				continue
 			}
+			ls.renewing[r.from] = true
 			batch = append(batch, r)
 			next()
 		case c := <-n.confirmCh:
@@ -266,6 +295,11 @@ func (n *Node) ackBatch(ls *leaderState, batch []renewal) {
 		if p == nil {
 			p = &peerState{}
 			ls.peers[r.from] = p
+		}
+		if ls.movingAway(r.from, now) {
+			// No ack yet (the renewer retries in Lease/4); see movingAway.
+			p.applied = max(p.applied, r.msg.Index)
+			continue
 		}
 		elig := r.msg.Flags&flagHealthy != 0 && r.msg.Flags&flagDraining == 0
 		if elig && (!p.eligible || now.Sub(p.lastAck) >= n.cfg.Lease) {
@@ -347,7 +381,7 @@ func (n *Node) reassign(ls *leaderState) {
 			}
 			if c != nil {
 				cmds = append(cmds, *c)
-				ls.proposed[r.Name] = proposal{epoch: r.Epoch, at: now}
+				ls.proposed[r.Name] = proposal{epoch: r.Epoch, from: r.Owner, at: now}
 			}
 		}
 	})
