@@ -21,17 +21,15 @@ import (
 // A Netlink works in the network namespace of the thread that created it:
 // its sockets are opened in NewNetlink.
 type Netlink struct {
-	mu      sync.Mutex // netlink requests and the packet socket, one at a time
-	h       *netlink.Handle
-	fd      int
-	probeFD int // ARP probes (probe_linux.go): listens only while probing
-	closed  bool
+	mu     sync.Mutex // netlink requests and the packet socket, one at a time
+	h      *netlink.Handle
+	fd     int
+	closed bool
 }
 
 var _ Backend = (*Netlink)(nil)
 
-// NewNetlink opens the netlink and packet sockets (one to send
-// announcements, one for ARP probes).
+// NewNetlink opens the netlink and packet sockets.
 func NewNetlink() (*Netlink, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
@@ -43,14 +41,7 @@ func NewNetlink() (*Netlink, error) {
 		h.Close()
 		return nil, fmt.Errorf("vip: packet socket: %w", err)
 	}
-	// Protocol 0 too: InUse binds it to ARP only while it probes.
-	probeFD, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		unix.Close(fd)
-		h.Close()
-		return nil, fmt.Errorf("vip: packet socket: %w", err)
-	}
-	return &Netlink{h: h, fd: fd, probeFD: probeFD}, nil
+	return &Netlink{h: h, fd: fd}, nil
 }
 
 // Close closes the sockets. It does not touch the addresses. It is
@@ -63,7 +54,6 @@ func (n *Netlink) Close() error {
 	}
 	n.closed = true
 	n.h.Close()
-	unix.Close(n.probeFD)
 	return unix.Close(n.fd)
 }
 
