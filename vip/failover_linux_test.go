@@ -1,6 +1,7 @@
 package vip_test
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -119,11 +120,8 @@ func TestNamespaceFailover(t *testing.T) {
 		cut := time.Now()
 		tp.setLink(a, false)
 		c.waitAddr(b, true)
-		del, ok := mon.first(a, true, cut)
-		if !ok {
-			t.Fatal("the isolated owner never deleted the VIP")
-		}
-		add, _ := mon.first(b, false, cut)
+		del := mon.wait(t, a, true, cut)
+		add := mon.wait(t, b, false, cut)
 		t.Logf("link cut → %s deleted the VIP after %v; %s added it after %v",
 			a, del.Sub(cut).Round(time.Millisecond), b, add.Sub(cut).Round(time.Millisecond))
 		if !del.Before(add) {
@@ -167,7 +165,7 @@ func TestNamespaceFailover(t *testing.T) {
 			reply, ok = probe.firstFrom(id[a], kill)
 			return ok
 		})
-		add, _ := mon.first(a, false, kill)
+		add := mon.wait(t, a, false, kill)
 		t.Logf("%s's host died → %s added the VIP after %v; client's first reply from it after %v",
 			b, a, add.Sub(kill).Round(time.Millisecond), reply.Sub(kill).Round(time.Millisecond))
 		garps := capt.frames(func(x arpSeen) bool {
@@ -206,11 +204,8 @@ func TestNamespaceFailover(t *testing.T) {
 		c.procs[a].kill()
 		c.waitAddr(b, true)
 		c.waitAddr(a, false)
-		del, ok1 := mon.first(a, true, kill)
-		add, ok2 := mon.first(b, false, kill)
-		if !ok1 || !ok2 {
-			t.Fatalf("monitors saw no delete on %s (%v) or no add on %s (%v) after the kill: %v", a, ok1, b, ok2, mon.events())
-		}
+		del := mon.wait(t, a, true, kill)
+		add := mon.wait(t, b, false, kill)
 		t.Logf("%s's process killed, host up: %s added the VIP after %v, %s's kernel dropped it after %v (overlap %v)",
 			a, b, add.Sub(kill).Round(time.Millisecond), a, del.Sub(kill).Round(time.Millisecond), del.Sub(add).Round(time.Millisecond))
 		// Lifetime 1 s, renewed every 250 ms: gone by 2 s after the last
@@ -244,4 +239,18 @@ func arpAnswerers(tp *topo, capt *arpCapture) []string {
 		}
 	}
 	return out
+}
+
+// wait returns the time of host's first add (or delete) event since from,
+// waiting a moment for it: "ip monitor" may report a change a little after
+// "ip addr" shows it (CI once failed on that race).
+func (m *monitor) wait(t *testing.T, host string, deleted bool, from time.Time) time.Time {
+	t.Helper()
+	var at time.Time
+	waitUntil(t, 3*time.Second, fmt.Sprintf("%s's monitor to report the change (deleted=%v)", host, deleted), func() bool {
+		var ok bool
+		at, ok = m.first(host, deleted, from)
+		return ok
+	})
+	return at
 }
