@@ -2,29 +2,43 @@ package clustertest
 
 import (
 	"net"
+	"strconv"
 	"testing"
 )
 
 // LoopbackAddrs returns n distinct free 127.0.0.1:port addresses for tests
-// that run real servers. It holds every listener open until it has them
-// all: picking one port, closing it and picking the next can hand the same
-// port out twice (Raft then refuses a configuration with a duplicate
-// address). A port is free for TCP and UDP, since SIP listens on both.
-// Another process may still take a port before the test binds it; that is
-// rare on a test machine and fails loudly.
+// that run real servers; see FreeLoopbackPorts.
 func LoopbackAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	var addrs []string
+	ports, err := FreeLoopbackPorts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := make([]string, n)
+	for i, p := range ports {
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	return addrs
+}
+
+// FreeLoopbackPorts returns n distinct 127.0.0.1 ports free for both TCP
+// and UDP (SIP listens on both). It holds every listener open until it has
+// them all: picking one port, closing it and picking the next can hand the
+// same port out twice (Raft then refuses a configuration with a duplicate
+// address). Another process may still take a port before the caller binds
+// it; that is rare on a test machine and fails loudly.
+func FreeLoopbackPorts(n int) ([]int, error) {
+	var ports []int
 	var held []interface{ Close() error }
 	defer func() {
 		for _, c := range held {
 			c.Close()
 		}
 	}()
-	for len(addrs) < n {
+	for len(ports) < n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		held = append(held, ln)
 		u, err := net.ListenPacket("udp", ln.Addr().String())
@@ -32,7 +46,7 @@ func LoopbackAddrs(t testing.TB, n int) []string {
 			continue // the UDP port is taken: keep the TCP one held and pick again
 		}
 		held = append(held, u)
-		addrs = append(addrs, ln.Addr().String())
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	return addrs
+	return ports, nil
 }

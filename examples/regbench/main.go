@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer os.RemoveAll(dir)
 	}
 	cfg.dir = dir
-	rows, err := measureAll(ctx, cfg, stderr)
+	rows, err := measureAll(ctx, &cfg, stderr) // a pointer: the registrar binary is built once
 	printTable(stdout, rows, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "regbench:", err)

@@ -45,7 +45,7 @@ func (s step) verdict(rate int, d time.Duration) string {
 	return ""
 }
 
-func measureAll(ctx context.Context, cfg config, log io.Writer) ([]row, error) {
+func measureAll(ctx context.Context, cfg *config, log io.Writer) ([]row, error) {
 	var rows []row
 	for _, sys := range cfg.systems {
 		r, err := measureSystem(ctx, cfg, sys, log)
@@ -74,7 +74,7 @@ func (cfg *config) start(ctx context.Context, sys, dir string) (*system, error) 
 }
 
 // measureSystem holds each rate in turn until one is not sustained.
-func measureSystem(ctx context.Context, cfg config, sys string, log io.Writer) (row, error) {
+func measureSystem(ctx context.Context, cfg *config, sys string, log io.Writer) (row, error) {
 	r := row{system: sys}
 	for _, rate := range cfg.rates {
 		dir := filepath.Join(cfg.dir, fmt.Sprintf("%s-%d", sys, rate))

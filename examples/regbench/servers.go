@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // A node is one registrar process of a system under test.
@@ -93,32 +94,6 @@ func groupCPU(pgid int) time.Duration {
 		ticks += u + st
 	}
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
-}
-
-// freePorts returns n distinct free loopback ports (UDP and TCP free).
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var held []io.Closer
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		held = append(held, l)
-		p := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		held = append(held, u)
-		ports = append(ports, p)
-	}
-	return ports, nil
 }
 
 // start runs cmd in its own process group with its output in log.
@@ -242,7 +217,7 @@ func startKamailio(ctx context.Context, dir string, pair bool) (*system, error) 
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(4)
+	ports, err := clustertest.FreeLoopbackPorts(4)
 	if err != nil {
 		return nil, err
 	}

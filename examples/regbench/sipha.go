@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // buildRegistrar builds examples/registrar into dir.
@@ -26,7 +28,7 @@ func startSipha(ctx context.Context, dir, bin, countMetric string, pair bool) (*
 	if pair {
 		n, s.name = 2, "sipha registrar pair"
 	}
-	ports, err := freePorts(3 * n)
+	ports, err := clustertest.FreeLoopbackPorts(3 * n)
 	if err != nil {
 		return nil, err
 	}
