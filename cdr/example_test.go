@@ -15,9 +15,11 @@ import (
 // fields, renaming one and redacting another; a collector built on
 // Receiver prints what it gets.
 func ExamplePoster_Post() {
+	// The collector's handler runs on its own goroutine, possibly before
+	// Post returns; it hands the record over so the output keeps its order.
+	got := make(chan cdr.Record, 1)
 	rcv, _ := cdr.NewReceiver(cdr.ReceiverConfig{}, func(_ context.Context, rec cdr.Record) error {
-		fields, _ := json.Marshal(rec.Fields)
-		fmt.Printf("collector got %s: %s\n", rec.ID, fields)
+		got <- rec
 		return nil
 	})
 	collector := httptest.NewServer(rcv)
@@ -54,7 +56,13 @@ func ExamplePoster_Post() {
 		},
 	})
 	fmt.Println("durable:", id, err)
-	_ = p.Flush(context.Background())
+	if err := p.Flush(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	rec := <-got
+	fields, _ := json.Marshal(rec.Fields)
+	fmt.Printf("collector got %s: %s\n", rec.ID, fields)
 	// Output:
 	// durable: dialog-a84b4c76e66710 <nil>
 	// collector got dialog-a84b4c76e66710: {"call_id":"a84b4c76e66710@pc33.example.com","variables":{"billsec":"42","sip_from_user":"REDACTED"}}
