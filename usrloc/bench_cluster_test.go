@@ -3,6 +3,7 @@ package usrloc
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -26,8 +27,6 @@ func BenchmarkReplicationLag(b *testing.B) {
 	const rate = 20000
 	const dur = 2 * time.Second
 	for range b.N {
-		t := &testing.T{}
-		_ = t
 		nodes, _ := loopbackNodesB(b, 3)
 		total := int(rate * dur / time.Second)
 		sent := make([]atomic.Int64, total)
@@ -53,6 +52,9 @@ func BenchmarkReplicationLag(b *testing.B) {
 			})
 			defer stop()
 		}
+		var ms0 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		wait0, waitOK := hostWait()
 		start := time.Now()
 		done := 0
 		var late []time.Duration
@@ -71,6 +73,9 @@ func BenchmarkReplicationLag(b *testing.B) {
 			late = append(late, time.Since(t0)-200*time.Microsecond)
 		}
 		elapsed := time.Since(start)
+		wait1, _ := hostWait()
+		var ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms1)
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			mu.Lock()
@@ -92,6 +97,12 @@ func BenchmarkReplicationLag(b *testing.B) {
 		b.ReportMetric(float64(lags[len(lags)-1].Microseconds())/1000, "max-ms")
 		slices.Sort(late)
 		b.ReportMetric(float64(late[len(late)*99/100].Microseconds())/1000, "sched-p99-ms")
+		b.ReportMetric(float64(ms1.NumGC-ms0.NumGC), "gcs")
+		if waitOK {
+			// Summed over the process's threads, so it can exceed
+			// 1000 ms/s.
+			b.ReportMetric(float64((wait1-wait0).Milliseconds())/elapsed.Seconds(), "host-wait-ms/s")
+		}
 		mu.Unlock()
 	}
 }

@@ -204,9 +204,9 @@ func (r *Replicator) markSynced(why string) {
 }
 
 // local is the store's hook: it adds a local change to the pending batch.
-func (r *Replicator) local(aor string, rc *rec) {
+func (r *Replicator) local(aor string, rc rec) {
 	var w wireRec
-	r.store.toWire(aor, rc, r.store.now().UnixNano(), &w)
+	r.store.toWire(aor, &rc, r.store.now().UnixNano(), &w)
 	r.bmu.Lock()
 	r.batch.rec(&w)
 	r.batchN++

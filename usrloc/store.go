@@ -43,7 +43,7 @@ type Store struct {
 
 	// onLocal, when set (by a Replicator), receives every change made by
 	// this node, after the shard lock is released.
-	onLocal atomic.Pointer[func(aor string, r *rec)]
+	onLocal atomic.Pointer[func(aor string, r rec)]
 
 	live   atomic.Int64 // bindings that are not tombstones
 	coarse atomic.Int64 // the clock as of the last expiry tick, Unix ns
@@ -364,7 +364,7 @@ func (s *Store) reserve(b, n int) {
 	sh.mu.Unlock()
 }
 
-func (s *Store) setOnLocal(fn func(aor string, r *rec)) {
+func (s *Store) setOnLocal(fn func(aor string, r rec)) {
 	if fn == nil {
 		s.onLocal.Store(nil)
 		return
