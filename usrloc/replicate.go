@@ -266,7 +266,7 @@ func (r *Replicator) handle(m cluster.Message) {
 	if m.Missed > 0 || m.Restarted {
 		r.stats.gaps.Add(1)
 		r.log.Debug("usrloc: gap from peer, repairing", "peer", m.From, "missed", m.Missed, "restarted", m.Restarted)
-		r.abortPullsFrom(m.From)
+		r.gapFrom(m.From, m.Restarted)
 		r.requestRepair(m.From)
 	}
 	msg, _ := r.msgs.Get().(*message)
