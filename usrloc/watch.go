@@ -124,7 +124,9 @@ type Binding struct {
 	// where requests go when the UA is behind NAT.
 	Received string
 	// Socket is the local socket it came in on ("udp:ip:port"); NAT
-	// keepalives and requests to the UA must leave from it.
+	// keepalives and requests to the UA must leave from it. For a socket
+	// bound to a wildcard address the registrar names it by the address
+	// it answers the UA from (see RegistrarConfig.Socket).
 	Socket string
 	// Path is the Path header values (RFC 3327), comma-separated in order.
 	Path string
