@@ -2,9 +2,7 @@ package usrloc
 
 import (
 	"fmt"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,48 +102,5 @@ func BenchmarkReplicationLag(b *testing.B) {
 			b.ReportMetric(float64((wait1-wait0).Milliseconds())/elapsed.Seconds(), "host-wait-ms/s")
 		}
 		mu.Unlock()
-	}
-}
-
-// BenchmarkSync1M: a node joins a node holding 1M realistic bindings over
-// loopback TCP; the time is until it reports synced (verified).
-func BenchmarkSync1M(b *testing.B) { benchSync(b, 1_000_000) }
-
-// BenchmarkSync100k is BenchmarkSync1M with 100k bindings.
-func BenchmarkSync100k(b *testing.B) { benchSync(b, 100_000) }
-
-func BenchmarkSync300k(b *testing.B) { benchSync(b, 300_000) }
-
-func benchSync(b *testing.B, n int) {
-	for range b.N {
-		nodes, _ := loopbackNodesB(b, 1)
-		fill(b, nodes[0].st, n)
-		donorAddr := nodes[0].addr
-		if f := os.Getenv("USRLOC_SYNC_PROFILE"); f != "" {
-			// Profile the join only, not the fill.
-			out, err := os.Create(f)
-			if err != nil {
-				b.Fatal(err)
-			}
-			pprof.StartCPUProfile(out)
-			defer func() { pprof.StopCPUProfile(); out.Close() }()
-		}
-		start := time.Now()
-		j := joinLoopback(b, "n9", nodes[0].id, donorAddr)
-		select {
-		case <-j.rp.Synced():
-		case <-time.After(120 * time.Second):
-			b.Fatalf("not synced: %+v", j.rp.Stats())
-		}
-		d := time.Since(start)
-		if j.st.Len() != n {
-			b.Fatalf("synced with %d of %d bindings", j.st.Len(), n)
-		}
-		b.ReportMetric(d.Seconds(), "sync-s")
-		b.ReportMetric(float64(n)/d.Seconds(), "bindings/s")
-		st := j.rp.Stats()
-		b.ReportMetric(float64(st.ChunksReceived), "chunks")
-		b.ReportMetric(float64(st.PullsAborted), "aborted-pulls")
-		b.ReportMetric(float64(st.VerifyRounds), "verify-rounds")
 	}
 }

@@ -174,3 +174,55 @@ func stateOf(n *node, id cluster.NodeID) cluster.State {
 	}
 	return cluster.StateUnknown
 }
+
+// lateHeartbeats reports every peer that is up as suspect while set: what
+// a node sees when the host starves the heartbeats of a healthy peer.
+type lateHeartbeats struct {
+	cluster.Transport
+	on atomic.Bool
+}
+
+func (l *lateHeartbeats) Members() []cluster.Member {
+	ms := l.Transport.Members()
+	if l.on.Load() {
+		for i := range ms {
+			if ms[i].State == cluster.StateUp {
+				ms[i].State = cluster.StateSuspect
+			}
+		}
+	}
+	return ms
+}
+
+// TestJoinKeepsPullFromSuspectDonor: the donor turns suspect (late
+// heartbeats, not dead) in the middle of a join. The pull goes on and
+// the join completes without starting over; before, a suspect donor
+// ended the pull and the join waited for the donor to be up again.
+func TestJoinKeepsPullFromSuspectDonor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clustertest.CheckLeaks(t)
+		nw := clustertest.NewNetwork(52)
+		defer nw.Close()
+		ids := nodeIDs(2)
+		n1 := startNode(t, nw, ids[:1], 0, ReplicatorConfig{NoJoin: true, ChunkBytes: 4 << 10, Window: 1})
+		registerN(t, n1, 0, 3000, "a")
+		nw.SetDelay(2 * time.Millisecond) // a stream of many round trips
+		var late *lateHeartbeats
+		n2 := startNodeWrapped(t, nw, ids, 1, Config{}, ReplicatorConfig{}, func(tr cluster.Transport) cluster.Transport {
+			late = &lateHeartbeats{Transport: tr}
+			return late
+		})
+		clustertest.Eventually(t, 10*time.Second, func() bool { return n2.rp.Stats().ChunksReceived > 0 }, "no chunk")
+		late.on.Store(true)
+		select {
+		case <-n2.rp.Synced():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("not synced while the donor was suspect: %+v", n2.rp.Stats())
+		}
+		st := n2.rp.Stats()
+		if n2.st.Len() != 3000 || st.PullsAborted != 0 {
+			t.Fatalf("synced with %d of 3000 bindings, %d pulls aborted: %+v", n2.st.Len(), st.PullsAborted, st)
+		}
+		t.Logf("%d chunks, donor suspect from the first", st.ChunksReceived)
+	})
+}
