@@ -1,13 +1,9 @@
 package usrloc
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -78,24 +74,10 @@ func benchSync(b *testing.B, n int, apart bool) {
 	}
 }
 
-// The donor process is this test binary started again with these
-// variables set: TestMain runs a donor instead of the tests.
 const (
 	envDonorAddr = "USRLOC_BENCH_DONOR_ADDR"
 	envDonorN    = "USRLOC_BENCH_DONOR_N"
 )
-
-func TestMain(m *testing.M) {
-	if addr := os.Getenv(envDonorAddr); addr != "" {
-		n, _ := strconv.Atoi(os.Getenv(envDonorN))
-		if err := runDonor(addr, n); err != nil {
-			fmt.Fprintln(os.Stderr, "donor:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
 
 // donorID is the donor process's node ID.
 const donorID = "n1"
@@ -103,22 +85,11 @@ const donorID = "n1"
 // runDonor serves n realistic bindings as node donorID on addr; it says
 // "ready" on stdout once they are in, and stops when stdin closes.
 func runDonor(addr string, n int) error {
-	log := slog.New(slog.DiscardHandler)
-	tr, err := cluster.NewTCP(context.Background(), cluster.Config{ID: donorID, Listen: addr, Secret: testSecret, Logger: log})
+	_, st, stopNode, err := childNode(donorID, addr, nil)
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
-	st, err := New(Config{Node: donorID, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	rp, err := NewReplicator(st, tr, ReplicatorConfig{NoJoin: true, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer rp.Close()
+	defer stopNode()
 	for i := range n {
 		if _, err := st.Register(realistic(i), nil); err != nil {
 			return err
@@ -134,26 +105,5 @@ func runDonor(addr string, n int) error {
 // bindings; it is stopped when the benchmark ends.
 func startDonorProcess(b *testing.B, addr string, n int) {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envDonorAddr+"="+addr, envDonorN+"="+strconv.Itoa(n))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || line != "ready\n" {
-		b.Fatalf("donor process did not start: %q %v", line, err)
-	}
+	startChild(b, "donor", envDonorAddr+"="+addr, envDonorN+"="+strconv.Itoa(n)).waitLine(b, "ready")
 }
