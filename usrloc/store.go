@@ -2,6 +2,7 @@ package usrloc
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -361,6 +362,12 @@ func (s *Store) reserve(b, n int) {
 	sh := &s.shards[b]
 	sh.mu.Lock()
 	sh.aors.reserve(n)
+	if free := cap(sh.exp) - len(sh.exp); free < n {
+		// Each binding merged pushes an expiry entry: grow once rather
+		// than by doubling, which leaves the old arrays (of pointers)
+		// for the collector.
+		sh.exp = slices.Grow(sh.exp, n)
+	}
 	sh.mu.Unlock()
 }
 
