@@ -193,10 +193,11 @@ func (r *Registrar) process(req *sip.Request, tx sip.ServerTransaction) *sip.Res
 		}
 		return res
 	}
-	var bs []Binding
+	var buf [2]Binding // most AORs hold one or two bindings: no slice on the heap
+	bs := buf[:0]
 	if reg.Contacts == nil && !reg.RemoveAll {
-		bs = r.store.Lookup(aor, nil) // a fetch: no change
-	} else if bs, err = r.store.Register(reg, nil); err != nil {
+		bs = r.store.Lookup(aor, bs) // a fetch: no change
+	} else if bs, err = r.store.Register(reg, bs); err != nil {
 		switch {
 		case errors.Is(err, ErrCSeqOrder):
 			return sip.NewResponseFromRequest(req, 400, "CSeq Out Of Order", nil)
