@@ -38,6 +38,13 @@ func startNode(t testing.TB, nw *clustertest.Network, ids []cluster.NodeID, i in
 // Logger are set here).
 func startNodeStore(t testing.TB, nw *clustertest.Network, ids []cluster.NodeID, i int, scfg Config, rcfg ReplicatorConfig, opts ...func(*cluster.Config)) *node {
 	t.Helper()
+	return startNodeWrapped(t, nw, ids, i, scfg, rcfg, nil, opts...)
+}
+
+// startNodeWrapped is startNodeStore with the replicator on wrap(transport)
+// when wrap is set.
+func startNodeWrapped(t testing.TB, nw *clustertest.Network, ids []cluster.NodeID, i int, scfg Config, rcfg ReplicatorConfig, wrap func(cluster.Transport) cluster.Transport, opts ...func(*cluster.Config)) *node {
+	t.Helper()
 	var peers []cluster.Peer
 	for j, other := range ids {
 		if j != i {
@@ -61,7 +68,11 @@ func startNodeStore(t testing.TB, nw *clustertest.Network, ids []cluster.NodeID,
 	}
 	rcfg.Now = host.Now
 	rcfg.Logger = clustertest.Logger(t).With("node", ids[i])
-	rp, err := NewReplicator(st, tr, rcfg)
+	var rtr cluster.Transport = tr
+	if wrap != nil {
+		rtr = wrap(tr)
+	}
+	rp, err := NewReplicator(st, rtr, rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,10 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 	nowT := s.now()
 	now := nowT.UnixNano()
 	sh, h := s.shardOf(reg.AOR)
-	var changed []rec
+	// Small fixed buffers keep a one- or two-contact REGISTER's working
+	// lists off the heap.
+	var changedBuf [2]rec
+	changed := changedBuf[:0]
 	sh.mu.Lock()
 	var buf [entryBuf]rec
 	ent, recs := entry(sh, h, reg.AOR, &buf)
@@ -62,7 +65,8 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 		old    rec // the binding replaced, when hasOld
 		r      rec
 	}
-	plans := make([]plan, 0, len(reg.Contacts))
+	var planBuf [2]plan
+	plans := planBuf[:0]
 	if reg.RemoveAll {
 		for i := range recs {
 			r := &recs[i]
@@ -139,7 +143,8 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 		return dst, fmt.Errorf("%w: %d > %d", ErrTooManyContacts, live, s.cfg.MaxContacts)
 	}
 
-	var evs []Event
+	var evBuf [2]Event
+	evs := evBuf[:0]
 	watch := s.hasWatchers()
 	for _, p := range plans {
 		r := p.r
@@ -184,7 +189,7 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 	sh.mu.Unlock()
 	if fn := s.onLocal.Load(); fn != nil {
 		for i := range changed {
-			(*fn)(aor, &changed[i])
+			(*fn)(aor, changed[i])
 		}
 	}
 	return dst, nil

@@ -31,7 +31,12 @@ type RegistrarConfig struct {
 	AOR func(req *sip.Request) (string, error)
 	// Socket names the local socket a request arrived on, as stored in
 	// Binding.Socket; default "transport:local-ip:port" of the server
-	// transaction's connection.
+	// transaction's connection. For a socket bound to 0.0.0.0 or :: the
+	// default takes, in place of the wildcard, the address the host
+	// sends from to the UA (the source of the answer and of keepalives
+	// from that socket): sipgo cannot tell which address a datagram was
+	// sent to. Where several addresses share a route (a VIP beside the
+	// primary address), bind the socket to the address or set Socket.
 	Socket func(req *sip.Request, tx sip.ServerTransaction) string
 	// Now is the clock for the Date header and remaining expiry; default
 	// time.Now.
@@ -58,9 +63,6 @@ func (c RegistrarConfig) withDefaults() RegistrarConfig {
 			}
 			return CanonicalAOR(&to.Address)
 		}
-	}
-	if c.Socket == nil {
-		c.Socket = txSocket
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -113,6 +115,9 @@ func NewRegistrar(store *Store, cfg RegistrarConfig) (*Registrar, error) {
 	cfg = cfg.withDefaults()
 	if cfg.MaxExpires > store.cfg.TombstoneTTL {
 		return nil, fmt.Errorf("usrloc: MaxExpires %v above the store's TombstoneTTL %v: a late write could outlive its deletion", cfg.MaxExpires, store.cfg.TombstoneTTL)
+	}
+	if cfg.Socket == nil {
+		cfg.Socket = newSocketNames(cfg.Now).name
 	}
 	return &Registrar{store: store, cfg: cfg}, nil
 }
@@ -188,10 +193,11 @@ func (r *Registrar) process(req *sip.Request, tx sip.ServerTransaction) *sip.Res
 		}
 		return res
 	}
-	var bs []Binding
+	var buf [2]Binding // most AORs hold one or two bindings: no slice on the heap
+	bs := buf[:0]
 	if reg.Contacts == nil && !reg.RemoveAll {
-		bs = r.store.Lookup(aor, nil) // a fetch: no change
-	} else if bs, err = r.store.Register(reg, nil); err != nil {
+		bs = r.store.Lookup(aor, bs) // a fetch: no change
+	} else if bs, err = r.store.Register(reg, bs); err != nil {
 		switch {
 		case errors.Is(err, ErrCSeqOrder):
 			return sip.NewResponseFromRequest(req, 400, "CSeq Out Of Order", nil)
@@ -259,19 +265,6 @@ func unsupportedRequire(req *sip.Request) string {
 		}
 	}
 	return strings.Join(out, ", ")
-}
-
-// txSocket names the server transaction's local socket.
-func txSocket(req *sip.Request, tx sip.ServerTransaction) string {
-	tp := strings.ToLower(req.Transport())
-	if c, ok := tx.(interface{ Connection() sip.Connection }); ok {
-		if conn := c.Connection(); conn != nil {
-			if la := conn.LocalAddr(); la != nil {
-				return tp + ":" + la.String()
-			}
-		}
-	}
-	return tp
 }
 
 // CanonicalAOR is the address of record of a URI: scheme, user and the

@@ -204,9 +204,9 @@ func (r *Replicator) markSynced(why string) {
 }
 
 // local is the store's hook: it adds a local change to the pending batch.
-func (r *Replicator) local(aor string, rc *rec) {
+func (r *Replicator) local(aor string, rc rec) {
 	var w wireRec
-	r.store.toWire(aor, rc, r.store.now().UnixNano(), &w)
+	r.store.toWire(aor, &rc, r.store.now().UnixNano(), &w)
 	r.bmu.Lock()
 	r.batch.rec(&w)
 	r.batchN++
@@ -266,7 +266,7 @@ func (r *Replicator) handle(m cluster.Message) {
 	if m.Missed > 0 || m.Restarted {
 		r.stats.gaps.Add(1)
 		r.log.Debug("usrloc: gap from peer, repairing", "peer", m.From, "missed", m.Missed, "restarted", m.Restarted)
-		r.abortPullsFrom(m.From)
+		r.gapFrom(m.From, m.Restarted)
 		r.requestRepair(m.From)
 	}
 	msg, _ := r.msgs.Get().(*message)

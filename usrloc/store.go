@@ -2,6 +2,7 @@ package usrloc
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,7 @@ type Store struct {
 
 	// onLocal, when set (by a Replicator), receives every change made by
 	// this node, after the shard lock is released.
-	onLocal atomic.Pointer[func(aor string, r *rec)]
+	onLocal atomic.Pointer[func(aor string, r rec)]
 
 	live   atomic.Int64 // bindings that are not tombstones
 	coarse atomic.Int64 // the clock as of the last expiry tick, Unix ns
@@ -361,10 +362,16 @@ func (s *Store) reserve(b, n int) {
 	sh := &s.shards[b]
 	sh.mu.Lock()
 	sh.aors.reserve(n)
+	if free := cap(sh.exp) - len(sh.exp); free < n {
+		// Each binding merged pushes an expiry entry: grow once rather
+		// than by doubling, which leaves the old arrays (of pointers)
+		// for the collector.
+		sh.exp = slices.Grow(sh.exp, n)
+	}
 	sh.mu.Unlock()
 }
 
-func (s *Store) setOnLocal(fn func(aor string, r *rec)) {
+func (s *Store) setOnLocal(fn func(aor string, r rec)) {
 	if fn == nil {
 		s.onLocal.Store(nil)
 		return

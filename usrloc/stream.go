@@ -32,6 +32,9 @@ type pull struct {
 	nextSeq uint64 // the chunk expected next
 	purpose pullPurpose
 	last    time.Time // last progress
+	// gapAt is when a gap in the peer's messages was seen with no
+	// progress since; zero when none.
+	gapAt time.Time
 	// notDominated counts donor versions that this node does not hold at
 	// the same or a newer version after merging (verification only).
 	notDominated int
@@ -114,6 +117,7 @@ func (r *Replicator) chunk(from cluster.NodeID, m *message) {
 	p.pos = m.cursor
 	p.nextSeq++
 	p.last = r.cfg.Now()
+	p.gapAt = time.Time{} // the next chunk in order: what was lost was not this stream's
 	r.send(from, &message{typ: msgSyncAck, id: p.id, seq: m.seq})
 	if p.purpose == pullJoin && r.join != nil {
 		r.join.pos = r.join.base + p.pos
@@ -161,22 +165,40 @@ func (r *Replicator) abortLocked(p *pull, why string) {
 	}
 }
 
-// abortPullsFrom ends every pull from peer (a gap broke its streams).
-func (r *Replicator) abortPullsFrom(peer cluster.NodeID) {
+// gapFrom handles a gap in peer's messages for the pulls from it. A
+// restarted peer has forgotten its streams: they end. Otherwise the lost
+// message may be anything the peer sent (most often broadcasts it dropped
+// while it counted this node down): a lost chunk shows as the next chunk
+// out of sequence, and a stream that makes no progress for gapGrace after
+// the gap is taken as broken, instead of ending every healthy stream at
+// once (a join of 1M bindings would start its pull again).
+func (r *Replicator) gapFrom(peer cluster.NodeID, restarted bool) {
+	now := r.cfg.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range r.pulls {
-		if p.peer == peer {
-			r.abortLocked(p, "gap in the peer's messages")
+		switch {
+		case p.peer != peer:
+		case restarted:
+			r.abortLocked(p, "peer restarted")
+		case p.gapAt.IsZero():
+			p.gapAt = now
 		}
 	}
 }
 
-// checkPulls aborts pulls whose donor went quiet or down.
+// gapGrace is how long a pull may go without progress after a gap in its
+// peer's messages before it is taken as broken.
+func (r *Replicator) gapGrace() time.Duration { return r.cfg.SyncTimeout / 4 }
+
+// checkPulls aborts pulls whose donor went down or quiet. A suspect donor
+// (heartbeats late, as when the host starves the process) keeps its pull:
+// only a donor declared down, whose queued messages the transport has
+// dropped, or silence ends it.
 func (r *Replicator) checkPulls(now time.Time) {
 	alive := map[cluster.NodeID]bool{}
-	for _, id := range r.alivePeers() {
-		alive[id] = true
+	for _, m := range r.tr.Members() {
+		alive[m.ID] = m.State.Alive()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -187,6 +209,8 @@ func (r *Replicator) checkPulls(now time.Time) {
 			if r.join != nil && p.purpose != pullRepair {
 				r.join.failed(p.peer)
 			}
+		case !p.gapAt.IsZero() && now.Sub(p.gapAt) > r.gapGrace():
+			r.abortLocked(p, "gap in the peer's messages, then no progress")
 		case now.Sub(p.last) > r.cfg.SyncTimeout:
 			r.abortLocked(p, "donor silent")
 			if r.join != nil && p.purpose != pullRepair {
@@ -271,6 +295,9 @@ func (r *Replicator) ack(from cluster.NodeID, id, seq uint64) {
 // stream sends buckets to a puller in chunks of whole buckets, at most
 // Window chunks ahead of its acknowledgements.
 func (r *Replicator) stream(to cluster.NodeID, id uint64, buckets []int, s *serveSess) {
+	if !r.waitAlive(to, s) {
+		return
+	}
 	if !r.isSynced.Load() {
 		// Not a reference for anyone before it is synced itself.
 		buf := encode(nil, &message{typ: msgSyncChunk, id: id, seq: 1, last: true, refused: true})
@@ -314,6 +341,9 @@ func (r *Replicator) stream(to cluster.NodeID, id uint64, buckets []int, s *serv
 				return
 			}
 		}
+		if !r.waitAlive(to, s) {
+			return
+		}
 		buf = encode(buf[:0], &message{typ: msgSyncChunk, id: id, seq: seq, cursor: i + 1, last: last, recs: recs})
 		if err := r.tr.Send(to, cluster.ChannelUsrloc, buf); err != nil {
 			// The puller sees the gap or the silence and asks again.
@@ -328,6 +358,44 @@ func (r *Replicator) stream(to cluster.NodeID, id uint64, buckets []int, s *serv
 		buf = encode(buf[:0], &message{typ: msgSyncChunk, id: id, seq: 1, cursor: 0, last: true})
 		r.tr.Send(to, cluster.ChannelUsrloc, buf)
 	}
+}
+
+// waitAlive waits, for at most SyncTimeout, until this node's transport
+// counts the puller alive, and reports whether it does. A restarted
+// node asks for a stream as soon as it sees its donor up, while the
+// donor may still count it down for a few heartbeats; the transport
+// drops what is sent to a peer it counts down, and a stream begun then
+// would be lost whole, the puller waiting out SyncTimeout for it.
+func (r *Replicator) waitAlive(to cluster.NodeID, s *serveSess) bool {
+	const poll = 20 * time.Millisecond
+	for waited := time.Duration(0); ; waited += poll {
+		if r.peerAlive(to) {
+			return true
+		}
+		if waited >= r.cfg.SyncTimeout {
+			r.log.Debug("usrloc: puller not seen alive, stream not sent", "peer", to)
+			return false
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-t.C:
+		case <-s.done:
+			t.Stop()
+			return false
+		case <-r.quit:
+			t.Stop()
+			return false
+		}
+	}
+}
+
+func (r *Replicator) peerAlive(id cluster.NodeID) bool {
+	for _, m := range r.tr.Members() {
+		if m.ID == id {
+			return m.State.Alive()
+		}
+	}
+	return false
 }
 
 // wireSize estimates the encoded size of a record.
