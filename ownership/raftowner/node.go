@@ -368,12 +368,23 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // Config returns the node's configuration with defaults filled in.
 func (n *Node) Config() Config { return n.cfg }
 
-// Ready reports whether this node holds a valid lease now, so it can hold
-// resources. An arbiter never does.
+// Ready reports whether this node holds a valid lease now and its
+// membership is committed, so it can hold resources and the leader counts
+// it as a candidate. An arbiter never is. (The lease alone can come first:
+// a resource registered in between would be placed without this node.)
 func (n *Node) Ready() bool {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	return !n.closed && n.leaseValidLocked()
+	valid := !n.closed && n.leaseValidLocked()
+	n.mu.Unlock()
+	if !valid {
+		return false
+	}
+	member := false
+	n.fsm.view(func(s *state) {
+		m, ok := s.members[n.cfg.ID]
+		member = ok && m.Role == n.cfg.Role
+	})
+	return member
 }
 
 // Row is one resource of the ownership table as this node's replica has it.

