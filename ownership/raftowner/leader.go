@@ -140,9 +140,11 @@ func (ls *leaderState) alive(id cluster.NodeID) bool {
 
 // betterUnknown reports whether a candidate ranked above to has neither
 // renewed with this leader nor been silent for ReassignDelay: right after an
-// election the leader has not heard everyone yet, and an unowned resource
-// should wait briefly for its primary rather than land on a standby.
-// The listed candidates count even before they registered as members.
+// election the leader has not heard everyone yet, and an unowned resource,
+// or a failed owner's, should wait briefly for the better candidate rather
+// than land on a worse one (sticky would keep it there). The failed owner
+// itself is passed over. The listed candidates count even before they
+// registered as members.
 func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) bool {
 	cands := r.Candidates
 	if len(cands) == 0 {
@@ -151,6 +153,9 @@ func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) b
 	for _, c := range cands {
 		if c == to {
 			return false
+		}
+		if c == r.Owner {
+			continue // the failed owner, when a failed owner's resource moves
 		}
 		if m, ok := s.members[c]; ok && m.Role == RoleArbiter {
 			continue
@@ -369,9 +374,13 @@ func (n *Node) reassign(ls *leaderState) {
 					c = &command{Kind: cmdAssign, Name: r.Name, FromEpoch: r.Epoch, To: to}
 				}
 			case ls.failed(r.Owner):
-				// With no eligible candidate yet but one that may still
-				// renew, wait for it rather than release to nobody first.
-				if to != r.Owner && (to != "" || !ls.betterUnknown(s, r, "")) {
+				// A better-ranked candidate that has not renewed with this
+				// leader yet (right after an election, everyone) is waited
+				// for, as for a new resource: else the leader's own
+				// immediate ack would win it the resource. With no
+				// eligible candidate yet, the same wait keeps it from
+				// being released to nobody first.
+				if to != r.Owner && !ls.betterUnknown(s, r, to) {
 					c = &command{Kind: cmdAssign, Name: r.Name, From: r.Owner, FromEpoch: r.Epoch, To: to}
 				}
 			case to != r.Owner && ls.alive(r.Owner) && (to != "" || ls.peers[r.Owner].draining):
