@@ -90,8 +90,15 @@ func TestKillOwnerMidCall(t *testing.T) {
 	c.Eventually(5*time.Second, "survivors end the call", func() bool { return c.countsAgree("p", "", 0) })
 	time.Sleep(500 * time.Millisecond)
 	evs := c.hooks.get(id)
-	if len(evs) != 1 || evs[0].Reason != ReasonMaxDuration || evs[0].FiredBy != next {
-		t.Fatalf("terminate events %+v", evs)
+	// node/n1 is Preferred: if the first taker was not its best live
+	// candidate it moves on after the hold-down, and the timer with it, so
+	// the timeout fires once from whichever survivor held it then.
+	survivor := false
+	for _, d := range c.Running() {
+		survivor = survivor || (len(evs) > 0 && d.LocalID() == evs[0].FiredBy)
+	}
+	if len(evs) != 1 || evs[0].Reason != ReasonMaxDuration || !survivor {
+		t.Fatalf("terminate events %+v (node/n1 first taken by %s, held by %s)", evs, next, c.Holder("n1"))
 	}
 	if d := evs[0].Duration(); d < maxDur {
 		t.Fatalf("ended after %v, before its maximum", d)

@@ -18,6 +18,10 @@
 //		}
 //	})
 //
+// A Manager may also be a [MemberLister]: the committed membership (roles,
+// weights, health) with change notification, for placement functions that
+// every node must compute alike.
+//
 // [Check] is the owner side of fencing (the epoch to send, or ErrNotOwner)
 // and [Fence] the downstream side (refuse an epoch below one already seen).
 //

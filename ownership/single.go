@@ -20,6 +20,7 @@ type Single struct {
 	epoch  Epoch
 	owned  map[string]Epoch
 	hub    watch.Hub[Event]
+	mhub   watch.Hub[[]Member]
 	closed bool
 }
 
@@ -117,7 +118,22 @@ func (s *Single) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.hub.Close()
+	s.mhub.Close()
 	return nil
 }
 
-var _ Manager = (*Single)(nil)
+// Members implements [MemberLister]: this node alone, healthy.
+func (s *Single) Members() []Member {
+	return []Member{{ID: s.id, Role: RoleNode, Weight: 1, Healthy: true}}
+}
+
+// WatchMembers implements [MemberLister]: fn hears the one membership
+// there is, once; it never changes.
+func (s *Single) WatchMembers(fn func([]Member)) (stop func()) {
+	return s.mhub.Add(func([]Member) bool { return true }, fn, [][]Member{s.Members()})
+}
+
+var (
+	_ Manager      = (*Single)(nil)
+	_ MemberLister = (*Single)(nil)
+)

@@ -19,26 +19,6 @@ import (
 
 const wait = 15 * time.Second
 
-// raftMembers adapts raftowner's committed membership to
-// partition.MemberSource. raftowner.Node does not satisfy the interface
-// itself: its Members returns raftowner.Member, a raft-package type, and
-// has no weights, so this adapter (or one like it in the application)
-// is needed; arbiters own nothing and are left out.
-func raftMembers(n *raftowner.Node) partition.MemberSource {
-	return partition.MemberSourceFunc(func() []partition.Member {
-		var ms []partition.Member
-		for _, m := range n.Members() {
-			switch m.Role {
-			case raftowner.RoleNode:
-				ms = append(ms, partition.Member{ID: m.ID})
-			case raftowner.RoleSpare:
-				ms = append(ms, partition.Member{ID: m.ID, Role: partition.Spare})
-			}
-		}
-		return ms
-	})
-}
-
 // farm is a test cluster with a Partitioner on every running node.
 type farm struct {
 	t     *testing.T
@@ -100,7 +80,7 @@ func (f *farm) start(id cluster.NodeID, restart bool) *partition.Partitioner {
 		f.log.add("MARK restart %s", id)
 		f.c.Start(id)
 	}
-	p, err := partition.New(f.c.Node(id), raftMembers(f.c.Node(id)), f.cfg)
+	p, err := partition.New(f.c.Node(id), nil, f.cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}

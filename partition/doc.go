@@ -43,7 +43,7 @@
 // queues); [Partitioner.Held] is the authority to act, with the epoch as
 // fencing token.
 //
-//	p, _ := partition.New(manager, members, partition.Config{})
+//	p, _ := partition.New(manager, nil, partition.Config{}) // nil: the manager's committed membership
 //	p.Add(ctx, "acme.example")
 //	stop := p.Watch(func(c partition.Change) { start(c.Gained); stop(c.Lost) })
 //

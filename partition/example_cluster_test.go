@@ -41,7 +41,7 @@ func ExampleRouter_Decide() {
 			panic(err)
 		}
 		defer node.Close()
-		p, _ := partition.New(node, raftMembers(node), partition.Config{})
+		p, _ := partition.New(node, nil, partition.Config{})
 		defer p.Close() // before the node
 		parts[id] = p
 		ua, _ := sipgo.NewUA()

@@ -31,7 +31,7 @@ func TestFailbackSticky(t *testing.T) {
 	})
 	pl, before := f.settle(keys)
 
-	conf, err := partition.New(f.c.Node("n1"), raftMembers(f.c.Node("n1")), partition.Config{Kind: "conf"})
+	conf, err := partition.New(f.c.Node("n1"), nil, partition.Config{Kind: "conf"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,28 @@ type MemberSource interface {
 	Members() []Member
 }
 
+// Committed is the [MemberSource] of an ownership layer that publishes its
+// committed membership (raftowner does): nodes are Active, spares Spare,
+// arbiters own nothing and are left out, the configured weights carry over,
+// and a member the layer committed as unhealthy is Down.
+func Committed(ml ownership.MemberLister) MemberSource {
+	return MemberSourceFunc(func() []Member {
+		var ms []Member
+		for _, m := range ml.Members() {
+			pm := Member{ID: m.ID, Weight: m.Weight, Down: !m.Healthy}
+			switch m.Role {
+			case ownership.RoleNode:
+			case ownership.RoleSpare:
+				pm.Role = Spare
+			default:
+				continue
+			}
+			ms = append(ms, pm)
+		}
+		return ms
+	})
+}
+
 // MemberSourceFunc adapts a function to [MemberSource].
 type MemberSourceFunc func() []Member
 
@@ -131,13 +153,21 @@ type Partitioner struct {
 }
 
 // New watches m for the configured kind's resources. src supplies the roles
-// and weights of the committed membership.
+// and weights of the committed membership; nil means [Committed] of m, which
+// needs m to be an [ownership.MemberLister].
 func New(m ownership.Manager, src MemberSource, cfg Config) (*Partitioner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if m == nil || src == nil {
-		return nil, fmt.Errorf("%w: nil manager or member source", ErrBadConfig)
+	if m == nil {
+		return nil, fmt.Errorf("%w: nil manager", ErrBadConfig)
+	}
+	if src == nil {
+		ml, ok := m.(ownership.MemberLister)
+		if !ok {
+			return nil, fmt.Errorf("%w: no member source, and the manager does not list members", ErrBadConfig)
+		}
+		src = Committed(ml)
 	}
 	cfg = cfg.withDefaults()
 	p := &Partitioner{m: m, src: src, cfg: cfg, prefix: cfg.Kind + "/",

@@ -99,6 +99,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if _, err := partition.New(nil, src, partition.Config{}); !errors.Is(err, partition.ErrBadConfig) {
 		t.Errorf("New(nil manager) = %v", err)
 	}
+	// No member source: a manager that lists no members is refused.
+	if _, err := partition.New(managerOnly{m}, nil, partition.Config{}); !errors.Is(err, partition.ErrBadConfig) {
+		t.Errorf("New(no source, no MemberLister) = %v, want ErrBadConfig", err)
+	}
 	// A sticky key needs a member to be placed on.
 	p, err := partition.New(m, src, partition.Config{Failback: partition.FailbackSticky})
 	if err != nil {
@@ -108,4 +112,57 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if err := p.Add(context.Background(), "acme.example"); !errors.Is(err, partition.ErrBadMembers) {
 		t.Errorf("sticky Add with no members = %v, want ErrBadMembers", err)
 	}
+}
+
+// managerOnly hides every optional ability of the manager it wraps.
+type managerOnly struct{ ownership.Manager }
+
+// With no member source, New places over the manager's committed
+// membership: Single's one node owns every key.
+func TestNewUsesCommittedMembership(t *testing.T) {
+	m := ownership.NewSingle("n1")
+	defer m.Close()
+	p, err := partition.New(m, nil, partition.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Add(ctx, "acme.example"); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := p.Placement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := pl.Owner("acme.example"); !ok || got != "n1" {
+		t.Fatalf("owner of acme.example = %q, %v; want n1", got, ok)
+	}
+}
+
+func TestCommittedMapsRolesWeightsHealth(t *testing.T) {
+	ml := listed{
+		{ID: "a", Role: ownership.RoleNode, Weight: 2, Healthy: true},
+		{ID: "arb", Role: ownership.RoleArbiter, Weight: 1, Healthy: true},
+		{ID: "b", Role: ownership.RoleNode, Weight: 1, Healthy: false},
+		{ID: "s", Role: ownership.RoleSpare, Weight: 1, Healthy: true},
+	}
+	got := partition.Committed(ml).Members()
+	want := []partition.Member{
+		{ID: "a", Weight: 2},
+		{ID: "b", Weight: 1, Down: true},
+		{ID: "s", Role: partition.Spare, Weight: 1},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Committed members = %+v, want %+v", got, want)
+	}
+}
+
+type listed []ownership.Member
+
+func (l listed) Members() []ownership.Member { return l }
+func (l listed) WatchMembers(fn func([]ownership.Member)) func() {
+	fn(l)
+	return func() {}
 }

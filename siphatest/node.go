@@ -212,7 +212,7 @@ func (c *Cluster) startBlocks(ctx context.Context, n *Node, cf *Configs) (err er
 		n.stops = append(n.stops, func() { n.Limiter.Close() })
 	}
 	if o.runs(BlockPartitions) {
-		if n.Partitioner, err = partition.New(n.Ownership, raftMembers(n.Ownership), cf.Partition); err != nil {
+		if n.Partitioner, err = partition.New(n.Ownership, nil, cf.Partition); err != nil {
 			return fmt.Errorf("partition: %w", err)
 		}
 		n.stops = append(n.stops, func() { n.Partitioner.Close() })
@@ -234,23 +234,6 @@ func (n *Node) stop() {
 		n.stops[i]()
 	}
 	n.stops = nil
-}
-
-// raftMembers adapts raftowner's committed membership to partition's
-// MemberSource: arbiters own nothing, spares stand in.
-func raftMembers(own *raftowner.Node) partition.MemberSource {
-	return partition.MemberSourceFunc(func() []partition.Member {
-		var ms []partition.Member
-		for _, m := range own.Members() {
-			switch m.Role {
-			case raftowner.RoleNode:
-				ms = append(ms, partition.Member{ID: m.ID})
-			case raftowner.RoleSpare:
-				ms = append(ms, partition.Member{ID: m.ID, Role: partition.Spare})
-			}
-		}
-		return ms
-	})
 }
 
 // crashable is a node's VIP backend that stops acting once the node was

@@ -61,3 +61,20 @@ func (f FuncBackend) Announce(ctx context.Context, v VIP) error {
 }
 
 var _ Backend = FuncBackend{}
+
+// Prober is an optional Backend ability, found by type assertion: ask the
+// link whether another host still answers for an address before taking it.
+//
+// It closes the one gap the kernel lifetime leaves: when only a holder's
+// process dies (its host stays up), its address stays in the kernel until
+// valid_lft runs out, which is longer than the ownership layer's
+// reassignment delay. The next holder probes first and adds the address
+// only once nobody answers for it, so the two hosts never both have it up.
+// A dead host or a cut link does not answer, and costs only the probe's
+// wait.
+type Prober interface {
+	// InUse probes for v's address on its interface for at most wait and
+	// reports whether another host answered for it. A backend that cannot
+	// probe this kind of address (IPv6 here) reports false.
+	InUse(ctx context.Context, v VIP, wait time.Duration) (bool, error)
+}

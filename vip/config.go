@@ -79,6 +79,15 @@ type Config struct {
 	RenewEvery time.Duration
 	// Announce configures gratuitous ARP / unsolicited NA.
 	Announce Announce
+	// ProbeWait is how long a node that is about to take a VIP listens for
+	// another host answering an ARP probe for it (backends with Prober:
+	// Netlink, IPv4). While one answers, the node waits and probes again:
+	// the previous holder's process was killed on a live host and its
+	// kernel keeps the address until valid_lft runs out. After
+	// ceil(Lifetime)+2 s of answers it adds the address anyway and logs an
+	// error, since no stale copy of ours lives that long: another machine
+	// is using the address. Zero means 40 ms; negative disables probing.
+	ProbeWait time.Duration
 	// BackendTimeout bounds one backend call. Default 2 s.
 	BackendTimeout time.Duration
 	// Hook, if set, is told of every change after it happened: after the
@@ -130,6 +139,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.BackendTimeout == 0 {
 		cfg.BackendTimeout = 2 * time.Second
 	}
+	if cfg.ProbeWait == 0 {
+		cfg.ProbeWait = 40 * time.Millisecond
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -159,6 +171,8 @@ func (cfg Config) Validate() error {
 		return bad("negative Announce.Interval or Announce.Refresh")
 	case c.BackendTimeout < 0:
 		return bad("negative BackendTimeout")
+	case c.ProbeWait > c.BackendTimeout:
+		return bad("ProbeWait %v > BackendTimeout %v", c.ProbeWait, c.BackendTimeout)
 	}
 	seen := map[string]bool{}
 	for _, v := range c.VIPs {

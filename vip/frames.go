@@ -1,6 +1,7 @@
 package vip
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -85,4 +86,24 @@ func icmpv6Checksum(src, dst [16]byte, msg []byte) uint16 {
 		sum = sum&0xffff + sum>>16
 	}
 	return ^uint16(sum)
+}
+
+// arpProbe is the ARP payload of an RFC 5227 §2.1.1 probe: a request for
+// ip with an all-zero sender protocol address, so no host's cache learns
+// anything from it. A host holding ip answers it (Linux replies to a
+// zero-sender request for a local address, for duplicate detection).
+func arpProbe(mac net.HardwareAddr, ip netip.Addr) []byte {
+	b := arpAnnouncement(mac, ip)
+	clear(b[14:18])
+	return b
+}
+
+// probeAnswer reports whether an ARP payload shows a host other than mac
+// using ip: any ARP packet whose sender protocol address is ip.
+func probeAnswer(b []byte, mac net.HardwareAddr, ip netip.Addr) bool {
+	if len(b) < arpFrameLen || binary.BigEndian.Uint16(b[2:]) != 0x0800 || b[4] != 6 || b[5] != 4 {
+		return false
+	}
+	a := ip.As4()
+	return bytes.Equal(b[14:18], a[:]) && !bytes.Equal(b[8:14], mac)
 }

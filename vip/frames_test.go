@@ -53,3 +53,35 @@ func TestUnsolicitedNA(t *testing.T) {
 		t.Fatalf("checksum does not verify: residue %#x", sum)
 	}
 }
+
+func TestARPProbe(t *testing.T) {
+	ip := netip.MustParseAddr("198.51.100.100")
+	b := arpProbe(testMAC, ip)
+	want := []byte{0, 1, 8, 0, 6, 4, 0, 1, // Ethernet/IPv4 request
+		0x02, 0x00, 0x5e, 0x10, 0x20, 0x30, 0, 0, 0, 0, // sender: our MAC, no address (RFC 5227)
+		0, 0, 0, 0, 0, 0, 198, 51, 100, 100} // target: the VIP
+	if !bytes.Equal(b, want) {
+		t.Fatalf("probe\n%x\nwant\n%x", b, want)
+	}
+	other := net.HardwareAddr{0x02, 0, 0, 0, 0, 9}
+	reply := arpAnnouncement(other, ip) // sender address = the VIP, from another MAC
+	reply[7] = 2
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"reply from the holder", reply, true},
+		{"announcement from the holder", arpAnnouncement(other, ip), true},
+		{"our own probe", b, false},
+		{"our own announcement", arpAnnouncement(testMAC, ip), false},
+		{"another address", arpAnnouncement(other, netip.MustParseAddr("198.51.100.7")), false},
+		{"another host probing", arpProbe(other, ip), false},
+		{"truncated", reply[:20], false},
+		{"not IPv4", append([]byte{0, 1, 0x86, 0xdd}, reply[4:]...), false},
+	} {
+		if got := probeAnswer(tc.b, testMAC, ip); got != tc.want {
+			t.Errorf("%s: probeAnswer = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -40,6 +40,7 @@ type Manager struct {
 	closeOnce sync.Once
 
 	adds, renewals, removals, announcements, errors atomic.Uint64
+	probeConflicts                                  atomic.Uint64
 }
 
 // Stats is a snapshot of a Manager's counters.
@@ -47,8 +48,11 @@ type Stats struct {
 	// Up is the number of VIPs whose address this node has up now.
 	Up                                              int
 	Adds, Renewals, Removals, Announcements, Errors uint64
-	Healthy, Maintenance                            bool
-	FailingChecks                                   []string
+	// ProbeConflicts counts probes another host answered (the VIP's add
+	// was put off).
+	ProbeConflicts       uint64
+	Healthy, Maintenance bool
+	FailingChecks        []string
 }
 
 // New removes stale copies of the VIPs from this host (a previous run may
@@ -161,7 +165,8 @@ func (m *Manager) Healthy() bool { return m.health == nil || m.health.healthy() 
 // Stats returns a snapshot of the counters.
 func (m *Manager) Stats() Stats {
 	s := Stats{Adds: m.adds.Load(), Renewals: m.renewals.Load(), Removals: m.removals.Load(),
-		Announcements: m.announcements.Load(), Errors: m.errors.Load(), Healthy: true}
+		Announcements: m.announcements.Load(), Errors: m.errors.Load(), ProbeConflicts: m.probeConflicts.Load(),
+		Healthy: true}
 	for _, r := range m.runners {
 		if r.isUp.Load() {
 			s.Up++

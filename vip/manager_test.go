@@ -58,9 +58,9 @@ func (p *pair) waitHolder(t *testing.T, pfx netip.Prefix, node string) {
 	}
 }
 
-// waitSIPLeader waits until a SIP node leads Raft. Faults are injected only
-// then: while the arbiter leads, raftowner's leadership hand-off can pick
-// the node a test has just cut off and stall reassignment (see README).
+// waitSIPLeader waits until a SIP node leads Raft, so every test injects
+// its fault from the same kind of steady state (see README: the arbiter's
+// hand-off once stalled on a node just cut off).
 func (p *pair) waitSIPLeader(t *testing.T) {
 	t.Helper()
 	ownershiptest.WaitFor(t, 10*time.Second, "a SIP node leading", func() bool {

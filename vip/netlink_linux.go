@@ -21,15 +21,17 @@ import (
 // A Netlink works in the network namespace of the thread that created it:
 // its sockets are opened in NewNetlink.
 type Netlink struct {
-	mu     sync.Mutex // netlink requests and the packet socket, one at a time
-	h      *netlink.Handle
-	fd     int
-	closed bool
+	mu      sync.Mutex // netlink requests and the packet socket, one at a time
+	h       *netlink.Handle
+	fd      int
+	probeFD int // ARP probes (probe_linux.go): listens only while probing
+	closed  bool
 }
 
 var _ Backend = (*Netlink)(nil)
 
-// NewNetlink opens the netlink and packet sockets.
+// NewNetlink opens the netlink and packet sockets (one to send
+// announcements, one for ARP probes).
 func NewNetlink() (*Netlink, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
@@ -41,7 +43,14 @@ func NewNetlink() (*Netlink, error) {
 		h.Close()
 		return nil, fmt.Errorf("vip: packet socket: %w", err)
 	}
-	return &Netlink{h: h, fd: fd}, nil
+	// Protocol 0 too: InUse binds it to ARP only while it probes.
+	probeFD, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		unix.Close(fd)
+		h.Close()
+		return nil, fmt.Errorf("vip: packet socket: %w", err)
+	}
+	return &Netlink{h: h, fd: fd, probeFD: probeFD}, nil
 }
 
 // Close closes the sockets. It does not touch the addresses. It is
@@ -54,6 +63,7 @@ func (n *Netlink) Close() error {
 	}
 	n.closed = true
 	n.h.Close()
+	unix.Close(n.probeFD)
 	return unix.Close(n.fd)
 }
 

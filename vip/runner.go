@@ -20,6 +20,7 @@ type runner struct {
 	up      bool // the address may be up here: added and not yet removed
 	epoch   ownership.Epoch
 	lastAdd time.Time // last successful Add, for the kernel expiry bound
+	busy    time.Time // when probes first found the address in use; zero when not
 	renewAt time.Time
 	retryAt time.Time // after a failed backend call; zero when none
 
@@ -68,6 +69,9 @@ func (r *runner) step() time.Duration {
 	// Held is the authority, read right before acting on it: an Acquired
 	// or Lost event only says when to look.
 	epoch, held := r.m.own.Held(r.res)
+	if !held {
+		r.busy = time.Time{}
+	}
 	switch {
 	case !held && r.up:
 		if r.retryAt.IsZero() || !now.Before(r.retryAt) {
@@ -75,7 +79,13 @@ func (r *runner) step() time.Duration {
 		}
 	case held && (!r.up || epoch != r.epoch):
 		if r.retryAt.IsZero() || !now.Before(r.retryAt) {
-			r.acquire(epoch, now)
+			if !r.up && !r.probeClear(now) {
+				break
+			}
+			// Held again right before the add: the probe took a while.
+			if epoch, held = r.m.own.Held(r.res); held {
+				r.acquire(epoch, cfg.Now())
+			}
 		}
 	case held && !now.Before(r.renewAt):
 		if err := r.call(func(ctx context.Context) error { return r.m.be.Add(ctx, r.v, cfg.Lifetime) }); err != nil {
@@ -137,6 +147,45 @@ func (r *runner) release(final bool) {
 	r.isUp.Store(false)
 	r.m.log.Info("vip: down", "vip", r.v.String(), "epoch", r.epoch)
 	r.m.hooks.push(Change{VIP: r.v, Up: false, Epoch: r.epoch, At: now})
+}
+
+// probeClear reports whether the address may be added: nobody answered a
+// probe for it, the backend cannot probe, or it has been answered for so
+// long that no stale copy of a killed holder can be the one answering.
+func (r *runner) probeClear(now time.Time) bool {
+	cfg := &r.m.cfg
+	p, ok := r.m.be.(Prober)
+	if !ok || cfg.ProbeWait < 0 {
+		return true
+	}
+	var inUse bool
+	err := r.call(func(ctx context.Context) error {
+		var err error
+		inUse, err = p.InUse(ctx, r.v, cfg.ProbeWait)
+		return err
+	})
+	switch {
+	case err != nil:
+		// A probe that cannot run must not keep the VIP down.
+		r.m.errors.Add(1)
+		r.m.log.Warn("vip: probe failed, adding anyway", "vip", r.v.String(), "err", err)
+	case !inUse:
+	case r.busy.IsZero():
+		r.busy = now
+		fallthrough
+	case now.Sub(r.busy) < ceilSecond(cfg.Lifetime)+2*time.Second:
+		r.m.probeConflicts.Add(1)
+		r.m.log.Info("vip: another host still answers for the address, waiting", "vip", r.v.String(),
+			"since", now.Sub(r.busy))
+		r.retryAt = now.Add(max(cfg.ProbeWait, 10*time.Millisecond))
+		return false
+	default:
+		r.m.errors.Add(1)
+		r.m.log.Error("vip: another host keeps answering for the address; adding it anyway", "vip", r.v.String(),
+			"since", now.Sub(r.busy))
+	}
+	r.busy, r.retryAt = time.Time{}, time.Time{}
+	return true
 }
 
 func (r *runner) startBurst(now time.Time) {

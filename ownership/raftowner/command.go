@@ -2,6 +2,7 @@ package raftowner
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/sipha/sipha/cluster"
@@ -27,6 +28,10 @@ const (
 	cmdMember
 	// cmdForget removes a member.
 	cmdForget
+	// cmdWeight sets a member's weight (Member.ID, Weight).
+	cmdWeight
+	// cmdHealth records the leader's verdict on a member (Member.ID, Down).
+	cmdHealth
 )
 
 // command is one Raft log entry.
@@ -41,8 +46,10 @@ type command struct {
 	From      cluster.NodeID
 	FromEpoch uint64
 	To        cluster.NodeID
-	// cmdMember, cmdForget
+	// cmdMember, cmdForget; only the ID for cmdWeight and cmdHealth
 	Member Member
+	Weight float64 // cmdWeight
+	Down   bool    // cmdHealth
 }
 
 func (c command) encode() []byte {
@@ -61,6 +68,16 @@ func (c command) encode() []byte {
 		w.str(string(c.To))
 	case cmdMember, cmdForget:
 		encodeMember(w, c.Member)
+	case cmdWeight:
+		w.str(string(c.Member.ID))
+		w.uvarint(math.Float64bits(c.Weight))
+	case cmdHealth:
+		w.str(string(c.Member.ID))
+		var b byte
+		if c.Down {
+			b = 1
+		}
+		w.byte1(b)
 	}
 	return w.b
 }
@@ -82,6 +99,19 @@ func decodeCommand(b []byte) (command, error) {
 		c.To = cluster.NodeID(r.str())
 	case cmdMember, cmdForget:
 		c.Member = decodeMember(r)
+	case cmdWeight:
+		c.Member.ID = cluster.NodeID(r.str())
+		c.Weight = math.Float64frombits(r.uvarint())
+		if r.err == nil && (c.Member.ID == "" || !validWeight(c.Weight)) {
+			r.fail(fmt.Errorf("bad weight %v for %q", c.Weight, c.Member.ID))
+		}
+	case cmdHealth:
+		c.Member.ID = cluster.NodeID(r.str())
+		b := r.byte1()
+		c.Down = b == 1
+		if r.err == nil && (c.Member.ID == "" || b > 1) {
+			r.fail(fmt.Errorf("bad health %d for %q", b, c.Member.ID))
+		}
 	default:
 		r.fail(fmt.Errorf("unknown command %d", c.Kind))
 	}

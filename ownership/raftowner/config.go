@@ -47,8 +47,10 @@ type Peer struct {
 // An owner holds its resources for Lease from the moment it sent a renewal
 // that the leader acknowledged; the leader hands a node's resources on only
 // after ReassignDelay ≥ Lease×(1+ε)+P without acknowledging it (measured
-// from the later of that last acknowledgement and its own election), so the
-// old owner has stopped before the new one starts. Validate enforces it.
+// from the later of that last acknowledgement and its takeover point: a
+// moment surely after every renewal an earlier leader acknowledged, see
+// takeover.go), so the old owner has stopped before the new one starts.
+// Validate enforces the inequality.
 type Config struct {
 	ID cluster.NodeID
 	// Addr is this node's cluster address, Raft's ServerAddress.
@@ -56,6 +58,10 @@ type Config struct {
 	// Role is this node's part: RoleNode (default), RoleSpare or
 	// RoleArbiter.
 	Role Role
+	// Weight is this node's share of placed resources relative to a node
+	// of weight 1, published in the committed membership
+	// (ownership.Member.Weight) for placement functions. Zero means 1.
+	Weight float64
 	// DataDir holds the Raft log, stable store (raft-boltdb) and
 	// snapshots. Empty keeps them in memory (tests): state dies with the
 	// process.
@@ -73,7 +79,13 @@ type Config struct {
 
 	Profile Profile
 	// Raft timing; zero means the profile's value. Raft requires
-	// LeaderLeaseTimeout ≤ HeartbeatTimeout ≤ ElectionTimeout.
+	// LeaderLeaseTimeout ≤ HeartbeatTimeout ≤ ElectionTimeout. Defaults:
+	// ElectionTimeout and LeaderLeaseTimeout equal HeartbeatTimeout. (A
+	// leader steps down when a quorum has not answered within
+	// LeaderLeaseTimeout; raft's own default of half the heartbeat made a
+	// loaded machine start 2–5× as many needless elections, see
+	// BenchmarkIdleElections. Safety does not rest on it: leases are
+	// confirmed by quorum rounds.)
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -129,7 +141,7 @@ func (cfg Config) withDefaults() Config {
 	}
 	set(&cfg.HeartbeatTimeout, d.hb)
 	set(&cfg.ElectionTimeout, cfg.HeartbeatTimeout)
-	set(&cfg.LeaderLeaseTimeout, cfg.HeartbeatTimeout/2)
+	set(&cfg.LeaderLeaseTimeout, cfg.HeartbeatTimeout)
 	set(&cfg.CommitTimeout, 5*time.Millisecond)
 	set(&cfg.Lease, d.lease)
 	set(&cfg.MaxPause, d.pause)
@@ -166,6 +178,8 @@ func (cfg Config) Validate() error {
 		return bad("ID is required")
 	case c.Role > RoleArbiter:
 		return bad("unknown role %d", c.Role)
+	case !validWeight(c.Weight):
+		return bad("Weight %v not finite and ≥ 0", c.Weight)
 	case c.Profile > WAN:
 		return bad("unknown profile %d", c.Profile)
 	case c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond || c.LeaderLeaseTimeout < 5*time.Millisecond:

@@ -42,7 +42,8 @@ type confirmation struct {
 // startRound asks the voters to confirm this leader's term for batch. It
 // returns nil when this node is no longer the leader of ls.term.
 func (n *Node) startRound(ls *leaderState, batch []renewal) *confirmRound {
-	if n.raft.State() != raft.Leader || n.raft.CurrentTerm() != ls.term {
+	// The leader's own confirmation is recorded like a voter's answer.
+	if n.raft.State() != raft.Leader || n.confirmTerm() != ls.term {
 		return nil
 	}
 	f := n.raft.GetConfiguration()
@@ -50,6 +51,7 @@ func (n *Node) startRound(ls *leaderState, batch []renewal) *confirmRound {
 		return nil
 	}
 	ls.nonce++
+	ls.roundStarted(ls.nonce, n.cfg.Now())
 	cr := &confirmRound{nonce: ls.nonce, term: ls.term, voters: map[cluster.NodeID]bool{}, batch: batch}
 	total, self := 0, 0
 	for _, s := range f.Configuration().Servers {

@@ -112,6 +112,10 @@ func (s *state) apply(c command, index uint64) ([]change, applyResult) {
 		return nil, applyResult{Applied: true}
 	case cmdForget:
 		delete(s.members, c.Member.ID)
+		delete(s.info, c.Member.ID)
+		return nil, applyResult{Applied: true}
+	case cmdWeight, cmdHealth:
+		s.applyInfo(c)
 		return nil, applyResult{Applied: true}
 	}
 	return nil, applyResult{Err: fmt.Errorf("unknown command %d", c.Kind)}

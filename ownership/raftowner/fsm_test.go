@@ -3,6 +3,8 @@ package raftowner
 import (
 	"bytes"
 	"io"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -159,6 +161,8 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Kind: cmdAssign, Name: "vip/a", From: "n1", FromEpoch: 7, To: "n2"},
 		{Kind: cmdMember, Member: Member{ID: "n3", Addr: "10.0.0.3:7946", Role: RoleSpare}},
 		{Kind: cmdForget, Member: Member{ID: "n3"}},
+		{Kind: cmdWeight, Member: Member{ID: "n3"}, Weight: 2.5},
+		{Kind: cmdHealth, Member: Member{ID: "n3"}, Down: true},
 	}
 	for _, c := range cmds {
 		got, err := decodeCommand(c.encode())
@@ -175,6 +179,8 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Kind: msgRequest, ID: 3, Op: opApply, Data: cmds[0].encode()},
 		{Kind: msgRequest, ID: 4, Op: opAddVoter, Member: Member{ID: "n4", Addr: "x"}, Voter: true},
 		{Kind: msgReply, ID: 4, Err: "boom"},
+		{Kind: msgLastAnswer, Index: 7},
+		{Kind: msgLastAnswered, Seq: uint64(150 * time.Millisecond), Index: 7},
 	}
 	for _, m := range msgs {
 		got, err := decodeMessage(m.encode())
@@ -204,6 +210,11 @@ func FuzzDecode(f *testing.F) {
 	st.apply(command{Kind: cmdAssign, Name: "vip/a", To: "n1"}, 2)
 	st.apply(command{Kind: cmdMember, Member: Member{ID: "n1", Addr: "a"}}, 3)
 	f.Add(st.encode(3))
+	st.apply(command{Kind: cmdWeight, Member: Member{ID: "n1"}, Weight: 2}, 4)
+	st.apply(command{Kind: cmdHealth, Member: Member{ID: "n1"}, Down: true}, 5)
+	f.Add(st.encode(5))
+	f.Add(command{Kind: cmdHealth, Member: Member{ID: "n1"}, Down: true}.encode())
+	f.Add(message{Kind: msgLastAnswered, Seq: 1e8, Index: 3}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if c, err := decodeCommand(b); err == nil {
 			if c2, err := decodeCommand(c.encode()); err != nil || !bytes.Equal(c2.encode(), c.encode()) {
@@ -221,4 +232,42 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Weights and health survive a snapshot; a snapshot without them (as an
+// older version wrote it) still reads, and bad values are refused.
+func TestMemberInfoSnapshot(t *testing.T) {
+	st := newState()
+	st.apply(command{Kind: cmdMember, Member: Member{ID: "n1", Addr: "a"}}, 1)
+	st.apply(command{Kind: cmdMember, Member: Member{ID: "n2", Addr: "b", Role: RoleSpare}}, 2)
+	plain := st.encode(2)
+	st.apply(command{Kind: cmdWeight, Member: Member{ID: "n2"}, Weight: 3}, 3)
+	st.apply(command{Kind: cmdHealth, Member: Member{ID: "n1"}, Down: true}, 4)
+	got, _, err := decodeState(st.encode(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ownership.Member{{ID: "n1", Addr: "a", Weight: 1}, {ID: "n2", Addr: "b", Role: RoleSpare, Weight: 3, Healthy: true}}
+	if ms := got.memberList(); !slices.Equal(ms, want) {
+		t.Fatalf("members after restore %+v, want %+v", ms, want)
+	}
+	old, _, err := decodeState(plain)
+	if err != nil || len(old.info) != 0 || !old.memberList()[0].Healthy {
+		t.Fatalf("plain snapshot: %v %+v", err, old.memberList())
+	}
+	for _, bad := range []command{
+		{Kind: cmdWeight, Member: Member{ID: "n1"}, Weight: -1},
+		{Kind: cmdWeight, Member: Member{ID: "n1"}, Weight: math.Inf(1)},
+		{Kind: cmdWeight, Weight: 1},
+	} {
+		if _, err := decodeCommand(bad.encode()); err == nil {
+			t.Errorf("%+v decoded", bad)
+		}
+	}
+	// Back to the defaults leaves nothing behind.
+	st.apply(command{Kind: cmdWeight, Member: Member{ID: "n2"}, Weight: 0}, 5)
+	st.apply(command{Kind: cmdHealth, Member: Member{ID: "n1"}}, 6)
+	if len(st.info) != 0 || !bytes.Equal(st.encode(2), plain) {
+		t.Fatalf("info left: %+v", st.info)
+	}
 }

@@ -1,6 +1,7 @@
 package raftowner
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -41,11 +42,46 @@ type leaderState struct {
 	elected  time.Time
 	peers    map[cluster.NodeID]*peerState
 	proposed map[string]proposal // assignments in flight
+	takeover *takeover           // nil until the configuration was read
+	// heard: start of the latest confirmation round each voter answered;
+	// roundStart: start times of the recent rounds (see transfer.go).
+	heard      map[cluster.NodeID]time.Time
+	roundStart map[uint64]time.Time
+	// healthProposed: when commitHealth last proposed for each member.
+	healthProposed map[cluster.NodeID]time.Time
+	// renewing: nodes that sent this leader a renewal (a sign of life).
+	renewing map[cluster.NodeID]bool
 }
 
 type proposal struct {
 	epoch uint64
+	from  cluster.NodeID // the owner the proposal takes the resource from
 	at    time.Time
+}
+
+// movingAway reports whether a proposal of this term takes a resource away
+// from id and this leader's table does not show it applied yet. An ack
+// sent meanwhile could carry an index from before that entry reached the
+// log (raft.Apply appends it asynchronously), and id, having applied that
+// far, would hold on under its renewed lease after the move committed: two
+// holders. So id gets no ack until the move is applied here, when the entry
+// is in the log and the ack's index covers it. A proposal older than a
+// lease is taken as lost (reassign retries it), so a lost one does not
+// starve id of acks.
+func (ls *leaderState) movingAway(id cluster.NodeID, now time.Time) bool {
+	pending := false
+	ls.n.fsm.view(func(s *state) {
+		for name, p := range ls.proposed {
+			if p.from != id || now.Sub(p.at) >= ls.n.cfg.Lease {
+				continue
+			}
+			if r, ok := s.resources[name]; ok && r.Owner == id && r.Epoch == p.epoch {
+				pending = true
+				return
+			}
+		}
+	})
+	return pending
 }
 
 func (ls *leaderState) eligible(id cluster.NodeID) bool {
@@ -61,11 +97,35 @@ func (ls *leaderState) eligibleSince(id cluster.NodeID) time.Time {
 }
 
 // dead reports whether id's lease has surely run out: ReassignDelay has
-// passed since the later of this leader's election and its last
-// acknowledgement to id. Any earlier leader's acknowledgements were sent
-// before this leader's election, so they are covered too.
+// passed since the later of this leader's takeover point (its election, or
+// the earlier takeover bound, see takeover.go), which covers every earlier
+// leader's acknowledgements, and its own last acknowledgement to id.
 func (ls *leaderState) dead(id cluster.NodeID) bool {
-	from := ls.elected
+	return ls.silentSince(id, ls.takeoverFrom())
+}
+
+// failed reports whether id should be treated as failed: its lease has
+// surely run out (dead) and, if it showed this leader a sign of life in
+// this term (it sent a renewal, or answered a confirmation round or the
+// takeover query), it has also been silent for ReassignDelay since the election. Right after
+// an election every node's lease may have lapsed while nobody could
+// renew; the takeover point makes them all dead at once, but the live ones
+// renew within moments, and moving their resources meanwhile would only
+// churn epochs. failed implies dead, so safety is dead's.
+func (ls *leaderState) failed(id cluster.NodeID) bool {
+	if !ls.dead(id) {
+		return false
+	}
+	_, heard := ls.heard[id]
+	if tk := ls.takeover; (tk != nil && tk.voters[id]) || ls.renewing[id] {
+		heard = true
+	}
+	return !heard || ls.silentSince(id, ls.elected)
+}
+
+// silentSince reports whether ReassignDelay has passed since the later of
+// from and this leader's last acknowledgement to id.
+func (ls *leaderState) silentSince(id cluster.NodeID, from time.Time) bool {
 	if p := ls.peers[id]; p != nil && p.lastAck.After(from) {
 		from = p.lastAck
 	}
@@ -80,9 +140,11 @@ func (ls *leaderState) alive(id cluster.NodeID) bool {
 
 // betterUnknown reports whether a candidate ranked above to has neither
 // renewed with this leader nor been silent for ReassignDelay: right after an
-// election the leader has not heard everyone yet, and an unowned resource
-// should wait briefly for its primary rather than land on a standby.
-// The listed candidates count even before they registered as members.
+// election the leader has not heard everyone yet, and an unowned resource,
+// or a failed owner's, should wait briefly for the better candidate rather
+// than land on a worse one (sticky would keep it there). The failed owner
+// itself is passed over. The listed candidates count even before they
+// registered as members.
 func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) bool {
 	cands := r.Candidates
 	if len(cands) == 0 {
@@ -92,41 +154,27 @@ func (ls *leaderState) betterUnknown(s *state, r *resource, to cluster.NodeID) b
 		if c == to {
 			return false
 		}
+		if c == r.Owner {
+			continue // the failed owner, when a failed owner's resource moves
+		}
 		if m, ok := s.members[c]; ok && m.Role == RoleArbiter {
 			continue
 		}
-		if !ls.alive(c) && !ls.dead(c) {
+		// Patience counts from the election, not the earlier takeover
+		// point: a node that has not renewed with this leader yet is
+		// waited for as long as before (nothing here is about safety).
+		if !ls.alive(c) && !ls.silentSince(c, ls.elected) {
 			return true
 		}
 	}
 	return false
 }
 
-// yieldLeadership hands Raft leadership from an arbiter to another voter.
-// Owners' leases ride on the leader: while a SIP node leads, the arbiter's
-// death costs nobody a lease, and the arbiter stays the lightweight box it
-// is meant to be. If no other voter can take over, it stays leader.
-// It retries every heartbeat timeout while it leads: right after startup the
-// other voters may not be reachable yet.
-func (n *Node) yieldLeadership() {
-	for {
-		select {
-		case <-n.quit:
-			return
-		case <-time.After(n.cfg.HeartbeatTimeout):
-		}
-		if n.raft.State() != raft.Leader || n.otherVoters() == 0 {
-			return
-		}
-		if err := n.await(n.raft.LeadershipTransfer()); err != nil {
-			n.cfg.Logger.Debug("raftowner: arbiter could not hand leadership on", "err", err)
-		}
-	}
-}
-
 func (n *Node) newLeaderState() *leaderState {
-	return &leaderState{n: n, term: n.raft.CurrentTerm(), elected: n.cfg.Now(),
-		peers: map[cluster.NodeID]*peerState{}, proposed: map[string]proposal{}}
+	return &leaderState{n: n, term: n.raft.CurrentTerm(), elected: n.cfg.Now(), nonce: rand.Uint64(),
+		peers: map[cluster.NodeID]*peerState{}, proposed: map[string]proposal{},
+		heard: map[cluster.NodeID]time.Time{}, roundStart: map[uint64]time.Time{},
+		healthProposed: map[cluster.NodeID]time.Time{}, renewing: map[cluster.NodeID]bool{}}
 }
 
 // sameTerm drops leader state from an earlier term. Raft's LeaderCh keeps
@@ -186,18 +234,30 @@ func (n *Node) leaderLoop() {
 			ls, cr, batch = nil, nil, nil
 			if isLeader {
 				ls = n.newLeaderState()
-				if n.cfg.Role == RoleArbiter {
-					n.goFunc(n.yieldLeadership)
-				}
+				n.startTakeover(ls)
+			}
+		case reply := <-n.transferCh:
+			if ls = n.sameTerm(ls); ls == nil {
+				reply <- ErrNotLeader
+				continue
+			}
+			n.startTransfer(ls, true, func(err error) { reply <- err })
+		case r := <-n.reportCh:
+			if ls = n.sameTerm(ls); ls != nil && n.countReport(ls, r) {
+				n.reassign(ls)
 			}
 		case r := <-n.renewCh:
 			if ls = n.sameTerm(ls); ls == nil {
 				cr, batch = nil, nil
 				continue
 			}
+			ls.renewing[r.from] = true
 			batch = append(batch, r)
 			next()
 		case c := <-n.confirmCh:
+			if ls != nil && c.term == ls.term {
+				ls.heardFrom(c.from, c.nonce)
+			}
 			if cr == nil || !cr.count(c) {
 				continue
 			}
@@ -212,7 +272,13 @@ func (n *Node) leaderLoop() {
 			next()
 		case <-tick.C:
 			if ls = n.sameTerm(ls); ls != nil {
+				if ls.takeover == nil {
+					n.startTakeover(ls)
+				}
+				n.askTakeover(ls)
 				n.reassign(ls)
+				n.commitHealth(ls)
+				n.maybeYield(ls)
 			}
 		case <-n.leaderKck:
 			if ls = n.sameTerm(ls); ls != nil {
@@ -234,6 +300,11 @@ func (n *Node) ackBatch(ls *leaderState, batch []renewal) {
 		if p == nil {
 			p = &peerState{}
 			ls.peers[r.from] = p
+		}
+		if ls.movingAway(r.from, now) {
+			// No ack yet (the renewer retries in Lease/4); see movingAway.
+			p.applied = max(p.applied, r.msg.Index)
+			continue
 		}
 		elig := r.msg.Flags&flagHealthy != 0 && r.msg.Flags&flagDraining == 0
 		if elig && (!p.eligible || now.Sub(p.lastAck) >= n.cfg.Lease) {
@@ -302,8 +373,14 @@ func (n *Node) reassign(ls *leaderState) {
 				if to != "" && !ls.betterUnknown(s, r, to) {
 					c = &command{Kind: cmdAssign, Name: r.Name, FromEpoch: r.Epoch, To: to}
 				}
-			case ls.dead(r.Owner):
-				if to != r.Owner {
+			case ls.failed(r.Owner):
+				// A better-ranked candidate that has not renewed with this
+				// leader yet (right after an election, everyone) is waited
+				// for, as for a new resource: else the leader's own
+				// immediate ack would win it the resource. With no
+				// eligible candidate yet, the same wait keeps it from
+				// being released to nobody first.
+				if to != r.Owner && !ls.betterUnknown(s, r, to) {
 					c = &command{Kind: cmdAssign, Name: r.Name, From: r.Owner, FromEpoch: r.Epoch, To: to}
 				}
 			case to != r.Owner && ls.alive(r.Owner) && (to != "" || ls.peers[r.Owner].draining):
@@ -313,7 +390,7 @@ func (n *Node) reassign(ls *leaderState) {
 			}
 			if c != nil {
 				cmds = append(cmds, *c)
-				ls.proposed[r.Name] = proposal{epoch: r.Epoch, at: now}
+				ls.proposed[r.Name] = proposal{epoch: r.Epoch, from: r.Owner, at: now}
 			}
 		}
 	})

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/sipha/sipha/cluster"
 	"github.com/sipha/sipha/ownership"
 )
@@ -43,16 +45,27 @@ func (n *Node) promoteLocked() {
 	}
 }
 
-// renewLoop sends a renewal to the leader every Lease/4.
+// renewLoop sends a renewal to the leader every Lease/4, and at once when
+// raft reports a new leader: after a leader change the lease has usually
+// run out, and the sooner the new leader acknowledges a renewal, the
+// sooner this node holds again (or takes over a dead owner's resources).
 func (n *Node) renewLoop() {
 	t := time.NewTicker(n.cfg.Lease / 4)
 	defer t.Stop()
+	leaders := make(chan raft.Observation, 1)
+	obs := raft.NewObserver(leaders, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
 	for {
 		n.renew()
 		select {
 		case <-n.quit:
 			return
 		case <-t.C:
+		case <-leaders:
 		}
 	}
 }
@@ -192,6 +205,7 @@ func (n *Node) onChange(changes []change, _ uint64) {
 			Claim: ownership.Claim{Node: c.New, Epoch: ownership.Epoch(c.Epoch)}})
 	}
 	n.evalLocked(moved...)
+	n.publishMembersLocked()
 	n.mu.Unlock()
 	select {
 	case n.leaderKck <- struct{}{}:

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -31,16 +33,18 @@ type Node struct {
 	fsm  *fsm
 	logs raft.LogStore // read by the leader to find the last command
 	hub  watch.Hub[ownership.Event]
+	mhub watch.Hub[[]ownership.Member] // membership watchers (members.go)
 	// closers release the stores after raft has shut down.
 	closers []io.Closer
 	stable  *guardedStable
 
-	mu        sync.Mutex
-	lease     leaseState
-	announced map[string]ownership.Epoch // resources we told watchers we hold
-	draining  bool
-	unhealthy bool
-	placers   map[string]ownership.PlaceFunc
+	mu          sync.Mutex
+	lease       leaseState
+	announced   map[string]ownership.Epoch // resources we told watchers we hold
+	lastMembers []ownership.Member         // as last published to mhub
+	draining    bool
+	unhealthy   bool
+	placers     map[string]ownership.PlaceFunc
 	// knownPeers are the peers given to the transport (memberLoop only).
 	knownPeers map[cluster.NodeID]string
 	nextReqID  uint64
@@ -49,15 +53,21 @@ type Node struct {
 
 	renewCh   chan renewal      // renewals for the leader loop
 	confirmCh chan confirmation // voters' answers to confirmation rounds
-	requestCh chan inbound      // requests for the request worker
-	kick      chan struct{}     // re-evaluate held resources now
-	leaderKck chan struct{}     // re-run the leader's reassignment now
-	quit      chan struct{}     // closed by Close
-	ctx       context.Context   // canceled by Close, for internal requests
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup // every goroutine of the node
-	closeOnce sync.Once
-	closeErr  error
+	reportCh  chan answerReport // voters' reports for the takeover bound
+	// transferCh asks the leader loop to hand leadership on (Shutdown).
+	transferCh                  chan chan error
+	transferring                atomic.Bool // a leadership transfer runs
+	transfers, transferFailures atomic.Uint64
+	answers                     *answerLog      // this node's confirmation answers
+	requestCh                   chan inbound    // requests for the request worker
+	kick                        chan struct{}   // re-evaluate held resources now
+	leaderKck                   chan struct{}   // re-run the leader's reassignment now
+	quit                        chan struct{}   // closed by Close
+	ctx                         context.Context // canceled by Close, for internal requests
+	cancel                      context.CancelFunc
+	wg                          sync.WaitGroup // every goroutine of the node
+	closeOnce                   sync.Once
+	closeErr                    error
 }
 
 // inbound is a request from another node, or from this node (reply nil).
@@ -88,12 +98,21 @@ func New(tr cluster.Transport, rt raft.Transport, cfg Config) (*Node, error) {
 		pending:    map[uint64]chan string{},
 		renewCh:    make(chan renewal, 1024),
 		confirmCh:  make(chan confirmation, 256),
+		reportCh:   make(chan answerReport, 256),
+		transferCh: make(chan chan error),
+		answers:    newAnswerLog(cfg.Now()),
 		requestCh:  make(chan inbound, 256),
 		kick:       make(chan struct{}, 1),
 		leaderKck:  make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 	}
 	n.lease.sent = map[uint64]time.Time{}
+	// Sequence numbers and round nonces start at random: an ack or a
+	// confirmation meant for an earlier incarnation of this node (or an
+	// earlier term of its leadership) can sit in a transport queue across
+	// a partition or restart and arrive later, and must not match a renewal
+	// or round of now, which it never confirmed.
+	n.lease.seq = rand.Uint64()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.fsm = newFSM(n.onChange)
 
@@ -213,6 +232,7 @@ func (n *Node) Close() error {
 		}
 		n.wg.Wait()
 		n.hub.Close()
+		n.mhub.Close()
 		n.closeStores()
 	})
 	return n.closeErr
@@ -319,13 +339,6 @@ func (n *Node) place(name string, fn ownership.PlaceFunc) []cluster.NodeID {
 	return clean
 }
 
-// Members returns the committed membership.
-func (n *Node) Members() []Member {
-	var ms []Member
-	n.fsm.view(func(s *state) { ms = s.sortedMembers() })
-	return ms
-}
-
 // Leader returns the current Raft leader's ID as this node knows it.
 func (n *Node) Leader() cluster.NodeID {
 	_, id := n.raft.LeaderWithID()
@@ -355,12 +368,23 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // Config returns the node's configuration with defaults filled in.
 func (n *Node) Config() Config { return n.cfg }
 
-// Ready reports whether this node holds a valid lease now, so it can hold
-// resources. An arbiter never does.
+// Ready reports whether this node holds a valid lease now and its
+// membership is committed, so it can hold resources and the leader counts
+// it as a candidate. An arbiter never is. (The lease alone can come first:
+// a resource registered in between would be placed without this node.)
 func (n *Node) Ready() bool {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	return !n.closed && n.leaseValidLocked()
+	valid := !n.closed && n.leaseValidLocked()
+	n.mu.Unlock()
+	if !valid {
+		return false
+	}
+	member := false
+	n.fsm.view(func(s *state) {
+		m, ok := s.members[n.cfg.ID]
+		member = ok && m.Role == n.cfg.Role
+	})
+	return member
 }
 
 // Row is one resource of the ownership table as this node's replica has it.
@@ -383,4 +407,20 @@ func (n *Node) Table() []Row {
 		}
 	})
 	return rows
+}
+
+// Stats is a snapshot of a node's counters, for metrics.
+type Stats struct {
+	// Term is the current Raft term: it grows by one for every election
+	// any node started that this node heard of, so its rate shows
+	// unstable timing.
+	Term uint64
+	// LeadershipTransfers and TransferFailures count the hand-overs this
+	// node started as leader (arbiter yield, Shutdown).
+	LeadershipTransfers, TransferFailures uint64
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	return Stats{Term: n.raft.CurrentTerm(), LeadershipTransfers: n.transfers.Load(), TransferFailures: n.transferFailures.Load()}
 }

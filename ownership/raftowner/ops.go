@@ -31,7 +31,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	if err == nil && n.raft.State() == raft.Leader && n.otherVoters() > 0 {
-		if terr := n.await(n.raft.LeadershipTransfer()); terr != nil {
+		if terr := n.transferLeadership(ctx); terr != nil {
 			n.cfg.Logger.Warn("raftowner: leadership transfer failed", "err", terr)
 		}
 	}

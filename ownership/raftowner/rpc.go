@@ -26,12 +26,19 @@ func (n *Node) handleMessage(cm cluster.Message) {
 		n.handleAck(m)
 	case msgConfirm:
 		// Answer with the term as it is now, after the round began.
-		r := message{Kind: msgConfirmed, Seq: m.Seq, Index: n.raft.CurrentTerm()}
+		r := message{Kind: msgConfirmed, Seq: m.Seq, Index: n.confirmTerm()}
 		_ = n.tr.Send(cm.From, cluster.ChannelOwnership, r.encode())
 	case msgConfirmed:
 		select {
 		case n.confirmCh <- confirmation{from: cm.From, nonce: m.Seq, term: m.Index}:
 		default: // the round times out; renewers retry
+		}
+	case msgLastAnswer:
+		n.handleLastAnswerQuery(cm.From, m)
+	case msgLastAnswered:
+		select {
+		case n.reportCh <- answerReport{from: cm.From, term: m.Index, ago: time.Duration(min(m.Seq, 1<<62))}:
+		default: // the leader asks again
 		}
 	case msgRequest:
 		from := cm.From
@@ -238,6 +245,7 @@ func (n *Node) memberLoop() {
 				n.cfg.Logger.Debug("raftowner: register member", "err", err)
 			}
 		}
+		n.registerWeight()
 		n.replace()
 		n.syncPeers()
 		select {

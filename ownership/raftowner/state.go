@@ -10,37 +10,19 @@ import (
 	"github.com/sipha/sipha/ownership"
 )
 
-// Role is what a member node does for ownership.
-type Role uint8
-
-const (
-	// RoleNode may own resources.
-	RoleNode Role = iota
-	// RoleSpare owns a resource only when none of its listed candidates
-	// can: spares follow every candidate list (N+1 / N+M spares).
-	RoleSpare
-	// RoleArbiter votes in Raft and owns nothing.
-	RoleArbiter
+// Role and Member are the ownership package's, so a Node is an
+// ownership.MemberLister.
+type (
+	Role   = ownership.Role
+	Member = ownership.Member
 )
 
-func (r Role) String() string {
-	switch r {
-	case RoleNode:
-		return "node"
-	case RoleSpare:
-		return "spare"
-	case RoleArbiter:
-		return "arbiter"
-	}
-	return fmt.Sprintf("role(%d)", uint8(r))
-}
-
-// Member is a node of the committed membership.
-type Member struct {
-	ID   cluster.NodeID
-	Addr string
-	Role Role
-}
+// The roles, as in package ownership.
+const (
+	RoleNode    = ownership.RoleNode
+	RoleSpare   = ownership.RoleSpare
+	RoleArbiter = ownership.RoleArbiter
+)
 
 // resource is one row of the ownership table.
 type resource struct {
@@ -68,10 +50,11 @@ type state struct {
 	epoch     uint64 // last epoch handed out; grows at every owner change
 	members   map[cluster.NodeID]Member
 	resources map[string]*resource
+	info      map[cluster.NodeID]memberInfo // weights and health (members.go)
 }
 
 func newState() *state {
-	return &state{members: map[cluster.NodeID]Member{}, resources: map[string]*resource{}}
+	return &state{members: map[cluster.NodeID]Member{}, resources: map[string]*resource{}, info: map[cluster.NodeID]memberInfo{}}
 }
 
 // ownerCandidates is the ordered list of nodes that may own r: its
@@ -150,6 +133,7 @@ func (s *state) encode(applied uint64) []byte {
 	for _, r := range rs {
 		encodeResource(w, r)
 	}
+	s.encodeInfo(w)
 	return w.b
 }
 
@@ -170,6 +154,7 @@ func decodeState(b []byte) (*state, uint64, error) {
 		}
 		s.resources[res.Name] = res
 	}
+	s.decodeInfo(r)
 	if err := r.done(); err != nil {
 		return nil, 0, fmt.Errorf("raftowner: decode snapshot: %w", err)
 	}

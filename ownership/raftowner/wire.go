@@ -24,6 +24,12 @@ const (
 	msgConfirm
 	// msgConfirmed answers msgConfirm Seq with the voter's term in Index.
 	msgConfirmed
+	// msgLastAnswer: a new leader of term Index asks a voter when it last
+	// answered a confirmation round with a lower term (see takeover.go).
+	msgLastAnswer
+	// msgLastAnswered answers msgLastAnswer for term Index: Seq is how many
+	// nanoseconds ago, on the voter's clock.
+	msgLastAnswered
 )
 
 // Request operations.
@@ -80,7 +86,7 @@ func (m message) encode() []byte {
 		w.uvarint(m.Seq)
 		w.uvarint(m.Index)
 		w.byte1(m.Flags)
-	case msgAck, msgConfirm, msgConfirmed:
+	case msgAck, msgConfirm, msgConfirmed, msgLastAnswer, msgLastAnswered:
 		w.uvarint(m.Seq)
 		w.uvarint(m.Index)
 	case msgRequest:
@@ -111,7 +117,7 @@ func decodeMessage(b []byte) (message, error) {
 	switch m.Kind {
 	case msgRenew:
 		m.Seq, m.Index, m.Flags = r.uvarint(), r.uvarint(), r.byte1()
-	case msgAck, msgConfirm, msgConfirmed:
+	case msgAck, msgConfirm, msgConfirmed, msgLastAnswer, msgLastAnswered:
 		m.Seq, m.Index = r.uvarint(), r.uvarint()
 	case msgRequest:
 		m.ID = r.uvarint()

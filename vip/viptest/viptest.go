@@ -244,3 +244,25 @@ func (b *Backend) Put(p netip.Prefix, lifetime time.Duration) {
 	defer b.log.mu.Unlock()
 	b.expiry[p] = b.log.now().Add(lifetime)
 }
+
+var _ vip.Prober = (*Backend)(nil)
+
+// InUse implements vip.Prober: another node of the log has v's address up
+// (with expiry applied), as a real host would answer an ARP probe for it.
+// It answers at once instead of listening for wait, and is not recorded
+// as an Op.
+func (b *Backend) InUse(ctx context.Context, v vip.VIP, wait time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	l := b.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	for node, other := range l.backends {
+		if exp, ok := other.expiry[v.Prefix]; ok && node != b.node && now.Before(exp) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
