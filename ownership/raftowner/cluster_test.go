@@ -140,11 +140,13 @@ func TestShutdownHandsOver(t *testing.T) {
 	}
 	took := time.Since(start)
 	c.WaitHolder("vip/s", wait, func(id cluster.NodeID) bool { return id == "n2" })
+	moved := time.Since(start)
 	a.Stop()
 	if v := h.Violations(); len(v) > 0 {
 		t.Fatalf("overlapping owners: %v", v)
 	}
-	t.Logf("graceful handover: Shutdown returned after %v", took.Round(time.Millisecond))
+	t.Logf("graceful handover: Shutdown returned after %v, n2 held after %v (a crash costs ReassignDelay %v and more)",
+		took.Round(time.Millisecond), moved.Round(time.Millisecond), c.Node("n2").Config().ReassignDelay)
 }
 
 func TestLeaderShutdownTransfersLeadership(t *testing.T) {
