@@ -89,6 +89,7 @@ func (d *demo) killAndFailover(ctx context.Context) error {
 	}
 	d.step("killing %s (%s, owner of %s, registrar of the phones) with a call up through %s and one through %s: no goodbye, no handover",
 		d.victim, role, resources[0].Name, d.via, d.victim)
+	tenantsBefore := d.tenantClaims()
 	killedAt := time.Now()
 	d.c.crash(d.victim)
 	type result struct {
@@ -119,6 +120,7 @@ func (d *demo) killAndFailover(ctx context.Context) error {
 		id, epoch, _ := holder(d.c, spec.Name)
 		d.rep.add("failover: %s moved %s → %s (epoch %d) %v after the kill", spec.Name, d.victim, id, epoch, ms(time.Since(killedAt)))
 	}
+	d.tenantsFailover(tenantsBefore, killedAt)
 	r := <-first
 	d.rep.check(r.err == nil, "first new call through a survivor to a phone registered on %s: answered %v after the kill (%d failed attempts)",
 		d.victim, ms(r.at.Sub(killedAt)), r.failed)

@@ -27,6 +27,8 @@ func TestDemo(t *testing.T) {
 		"ok   CPS limit before the kill: ",
 		"ok   CPS limit after the kill: ",
 		"failover: vip/198.51.100.10 moved",
+		"ok   partition: n1's ", // its tenants served by survivors
+		"ok   partition: the other ",
 		"ok   first new call through a survivor to a phone registered on ",
 		"ok   the call up through ",
 		"ok   every resource held by exactly one live node after the kill",

@@ -53,7 +53,7 @@ func startCluster(tb siphatest.TB, collectors []string, verbose io.Writer) (*sip
 		sinks: map[cluster.NodeID]*proxy.CDRSink{}, proxies: map[cluster.NodeID]*proxy.Proxy{}}
 	s.Cluster = siphatest.NewCluster(tb, 3, siphatest.Options{
 		Loopback:    true,
-		Disable:     siphatest.BlockVIPs | siphatest.BlockPartitions,
+		Disable:     siphatest.BlockVIPs,
 		Limits:      map[string]ratelimit.Limit{proxy.CPSPipe: {Rate: cps}},
 		Logger:      s.log,
 		Tune:        func(_ cluster.NodeID, c *siphatest.Configs) { c.CDR.Endpoints = eps },
