@@ -2,5 +2,5 @@
 
 package main
 
-// Under -tags soak the end-to-end test registers 1000 users (issue 11).
-func init() { e2eUsers = 1000 }
+// Under -tags soak the end-to-end test registers 10000 users.
+func init() { e2eUsers = 10000 }

@@ -21,8 +21,9 @@ import (
 	"github.com/sipha/sipha/cluster/clustertest"
 )
 
-// e2eUsers is how many users SIPp registers; -tags soak raises it.
-var e2eUsers = 200
+// e2eUsers is how many users SIPp registers (issue 11 asks 1000 in CI; 2 s
+// here); -tags soak raises it.
+var e2eUsers = 1000
 
 // needTool finds a binary; without it the test fails under CI
 // (SIPHA_CI=1) and is skipped elsewhere.
