@@ -75,6 +75,6 @@ var _ Backend = FuncBackend{}
 type Prober interface {
 	// InUse probes for v's address on its interface for at most wait and
 	// reports whether another host answered for it. A backend that cannot
-	// probe this kind of address (IPv6 here) reports false.
+	// probe this kind of address reports false.
 	InUse(ctx context.Context, v VIP, wait time.Duration) (bool, error)
 }

@@ -140,8 +140,9 @@ func runChild(cfg childConfig) error {
 		return err
 	}
 	defer be.Close()
+	v := vip.VIP{Prefix: pfx, Interface: "eth0", Candidates: cfg.VIPs}
 	m, err := vip.New(ctx, node, be, vip.Config{
-		VIPs:     []vip.VIP{{Prefix: pfx, Interface: "eth0", Candidates: cfg.VIPs}},
+		VIPs:     []vip.VIP{v},
 		Lifetime: cfg.Lifetime, RenewEvery: cfg.RenewEvery, Logger: log,
 		Hook: func(c vip.Change) {
 			if c.Up {
@@ -154,6 +155,23 @@ func runChild(cfg childConfig) error {
 		return err
 	}
 	defer m.Close()
+	// When the ownership layer gives this node the VIP and when its probe
+	// found the address in use: the takeover's share that is the probe's.
+	go func() {
+		var held bool
+		var conflicts uint64
+		for ctx.Err() == nil {
+			if _, h := node.Held(v.Resource()); h != held {
+				held = h
+				say("held %v", h)
+			}
+			if n := m.Stats().ProbeConflicts; n != conflicts {
+				conflicts = n
+				say("probeconflicts %d", n)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
 	for !node.Ready() {
 		select {
 		case <-ctx.Done():
@@ -167,19 +185,24 @@ func runChild(cfg childConfig) error {
 }
 
 // answerUDP answers every datagram to addr with id. The socket is bound
-// to the VIP itself with IP_FREEBIND, as a SIP server on a floating
-// address does, so replies leave from the VIP whichever node holds it.
+// to the VIP itself with IP_FREEBIND (IPV6_FREEBIND), as a SIP server on a
+// floating address does, so replies leave from the VIP whichever node
+// holds it.
 func answerUDP(addr netip.AddrPort, id string) (stop func(), err error) {
+	network, level, opt := "udp4", unix.IPPROTO_IP, unix.IP_FREEBIND
+	if addr.Addr().Is6() {
+		network, level, opt = "udp6", unix.IPPROTO_IPV6, unix.IPV6_FREEBIND
+	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
+			serr = unix.SetsockoptInt(int(fd), level, opt, 1)
 		}); err != nil {
 			return err
 		}
 		return serr
 	}}
-	pc, err := lc.ListenPacket(context.Background(), "udp4", addr.String())
+	pc, err := lc.ListenPacket(context.Background(), network, addr.String())
 	if err != nil {
 		return nil, err
 	}

@@ -12,9 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sipha/sipha/cluster"
-	"github.com/sipha/sipha/ownership/raftowner"
 )
 
 // The keepalived comparison: the same namespaces, the same client, the
@@ -147,22 +144,7 @@ func waitOwner(t *testing.T, tp *topo) string {
 type siphaSys struct{ c *cluster3 }
 
 func newSipha(tp *topo, hb, lease time.Duration) *siphaSys {
-	dir := tp.t.TempDir()
-	ids := map[string]cluster.NodeID{"h1": "n1", "h2": "n2", "h3": "arb"}
-	var peers []raftowner.Peer
-	for _, h := range []string{"h1", "h2", "h3"} {
-		peers = append(peers, raftowner.Peer{ID: ids[h], Addr: hostIP[h] + ":7946"})
-	}
-	c := &cluster3{tp: tp, cfgs: map[string]childConfig{}, procs: map[string]*proc{}}
-	for _, h := range []string{"h1", "h2", "h3"} {
-		c.cfgs[h] = childConfig{ID: ids[h], Listen: hostIP[h] + ":7946", Peers: peers, Arbiter: h == "h3",
-			DataDir: filepath.Join(dir, h), VIP: nsVIP + "/24", VIPs: []cluster.NodeID{"n1", "n2"},
-			Lifetime: time.Second, RenewEvery: 250 * time.Millisecond, Heartbeat: hb, Lease: lease}
-		c.start(h)
-	}
-	for h := range c.procs {
-		c.waitSaid(h, "ready", time.Time{})
-	}
+	c := newCluster3(tp, nsVIP+"/24", func(cfg *childConfig) { cfg.Heartbeat, cfg.Lease = hb, lease })
 	return &siphaSys{c: c}
 }
 

@@ -80,10 +80,11 @@ type Config struct {
 	// Announce configures gratuitous ARP / unsolicited NA.
 	Announce Announce
 	// ProbeWait is how long a node that is about to take a VIP listens for
-	// another host answering an ARP probe for it (backends with Prober:
-	// Netlink, IPv4). While one answers, the node waits and probes again:
-	// the previous holder's process was killed on a live host and its
-	// kernel keeps the address until valid_lft runs out. After
+	// another host answering a probe for it (backends with Prober: Netlink
+	// sends an ARP probe for IPv4, a duplicate address detection neighbour
+	// solicitation for IPv6). While one answers, the node waits and
+	// probes again: the previous holder's process was killed on a live
+	// host and its kernel keeps the address until valid_lft runs out. After
 	// ceil(Lifetime)+2 s of answers it adds the address anyway and logs an
 	// error, since no stale copy of ours lives that long: another machine
 	// is using the address. Zero means 40 ms; negative disables probing.

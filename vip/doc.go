@@ -41,8 +41,14 @@
 // The lifetime is the backstop for a holder that cannot act: a SIGKILLed
 // process on a live host keeps answering at the VIP until it expires,
 // while the ownership layer may hand the VIP on after its lease (about
-// 200 ms on a LAN). Where that overlap matters more than takeover time,
-// raise the ownership layer's ReassignDelay above Lifetime + 1 s.
+// 200 ms on a LAN). So a backend that can ([Prober]; [Netlink] does) first
+// probes for the address, an RFC 5227 ARP probe for IPv4 or an RFC 4862
+// duplicate address detection neighbour solicitation for IPv6, and the new
+// holder waits while the old holder's kernel answers (Config.ProbeWait).
+// That probe is also why IPv6 addresses go up with nodad: the kernel's own
+// DAD would only repeat it, slower. Where even a probe's best effort is not
+// enough (a lost answer lets an overlap through), raise the ownership
+// layer's ReassignDelay above Lifetime + 1 s.
 //
 // # Health
 //

@@ -18,30 +18,64 @@ const nsVIP = "198.51.100.100"
 // in its own namespace, running the ownership layer over TCP between them.
 type cluster3 struct {
 	tp    *topo
+	vip   string // the VIP's address
 	cfgs  map[string]childConfig
 	procs map[string]*proc
 }
 
-func startCluster3(t *testing.T, tp *topo) *cluster3 {
+// startCluster3 starts the nodes with the VIP prefix (e.g.
+// 198.51.100.100/24) and waits for a SIP node to lead.
+func startCluster3(t *testing.T, tp *topo, prefix string) *cluster3 {
 	t.Helper()
-	dir := t.TempDir()
+	c := newCluster3(tp, prefix, nil)
+	c.waitSIPLeader()
+	return c
+}
+
+// newCluster3 starts the three nodes, raft over TCP on their IPv4
+// addresses, and waits until each is ready; tune, when set, adjusts each
+// node's config.
+func newCluster3(tp *topo, prefix string, tune func(*childConfig)) *cluster3 {
+	tp.t.Helper()
+	dir := tp.t.TempDir()
 	ids := map[string]cluster.NodeID{"h1": "n1", "h2": "n2", "h3": "arb"}
 	var peers []raftowner.Peer
 	for _, h := range []string{"h1", "h2", "h3"} {
 		peers = append(peers, raftowner.Peer{ID: ids[h], Addr: hostIP[h] + ":7946"})
 	}
-	c := &cluster3{tp: tp, cfgs: map[string]childConfig{}, procs: map[string]*proc{}}
+	c := &cluster3{tp: tp, vip: netip.MustParsePrefix(prefix).Addr().String(), cfgs: map[string]childConfig{},
+		procs: map[string]*proc{}}
 	for _, h := range []string{"h1", "h2", "h3"} {
-		c.cfgs[h] = childConfig{ID: ids[h], Listen: hostIP[h] + ":7946", Peers: peers, Arbiter: h == "h3",
-			DataDir: filepath.Join(dir, h), VIP: nsVIP + "/24", VIPs: []cluster.NodeID{"n1", "n2"},
+		cfg := childConfig{ID: ids[h], Listen: hostIP[h] + ":7946", Peers: peers, Arbiter: h == "h3",
+			DataDir: filepath.Join(dir, h), VIP: prefix, VIPs: []cluster.NodeID{"n1", "n2"},
 			Lifetime: time.Second, RenewEvery: 250 * time.Millisecond}
+		if tune != nil {
+			tune(&cfg)
+		}
+		c.cfgs[h] = cfg
 		c.start(h)
 	}
 	for h := range c.procs {
 		c.waitSaid(h, "ready", time.Time{})
 	}
-	c.waitSIPLeader()
 	return c
+}
+
+// firstHolder waits for one SIP node to hold the VIP and returns it and
+// the other. The primary is n1, but a sticky VIP goes to n2 when n1 was
+// slow to start; the test names them by what happened.
+func (c *cluster3) firstHolder() (owner, standby string) {
+	c.tp.t.Helper()
+	waitUntil(c.tp.t, 10*time.Second, "a first holder", func() bool {
+		for _, h := range []string{"h1", "h2"} {
+			if ok, _ := c.tp.hasAddr(h, c.vip); ok {
+				owner = h
+				return true
+			}
+		}
+		return false
+	})
+	return owner, map[string]string{"h1": "h2", "h2": "h1"}[owner]
 }
 
 // waitSIPLeader waits until the arbiter sees a SIP node as Raft leader:
@@ -76,7 +110,7 @@ func (c *cluster3) waitSaid(h, prefix string, from time.Time) timedLine {
 func (c *cluster3) waitAddr(h string, present bool) {
 	c.tp.t.Helper()
 	waitUntil(c.tp.t, 10*time.Second, h+" VIP present="+map[bool]string{true: "yes", false: "no"}[present], func() bool {
-		ok, _ := c.tp.hasAddr(h, nsVIP)
+		ok, _ := c.tp.hasAddr(h, c.vip)
 		return ok == present
 	})
 }
@@ -92,20 +126,8 @@ func TestNamespaceFailover(t *testing.T) {
 	mon := tp.monitor(nsVIP, "h1", "h2", "h3")
 	capt := tp.captureARP("client")
 	start := time.Now()
-	c := startCluster3(t, tp)
-	// The primary is n1, but a sticky VIP goes to n2 when n1 was slow to
-	// start; name them by what happened.
-	var a, b string // owner, standby
-	waitUntil(t, 10*time.Second, "a first holder", func() bool {
-		for _, h := range []string{"h1", "h2"} {
-			if ok, _ := tp.hasAddr(h, nsVIP); ok {
-				a = h
-				return true
-			}
-		}
-		return false
-	})
-	b = map[string]string{"h1": "h2", "h2": "h1"}[a]
+	c := startCluster3(t, tp, nsVIP+"/24")
+	a, b := c.firstHolder() // owner, standby
 	id := map[string]string{"h1": "n1", "h2": "n2"}
 	probe := tp.probe("client", netip.MustParseAddrPort(nsVIP+":5060"))
 	waitUntil(t, 5*time.Second, "the client to reach the owner at the VIP", func() bool {
@@ -199,28 +221,39 @@ func TestNamespaceFailover(t *testing.T) {
 		if ok, _ := tp.hasAddr(a, nsVIP); !ok {
 			t.Fatalf("%s lost the VIP while %s restarted", a, b)
 		}
-		kill := time.Now()
-		c.procs[a].kill()
-		c.waitAddr(b, true)
-		c.waitAddr(a, false)
-		del := mon.wait(t, a, true, kill)
-		add := mon.wait(t, b, false, kill)
+		kill, del, add := c.killHolderProcess(t, mon, a, b)
 		t.Logf("%s's process killed, host up: %s's kernel dropped the VIP after %v, %s added it after %v (gap %v)",
 			a, a, del.Sub(kill).Round(time.Millisecond), b, add.Sub(kill).Round(time.Millisecond), add.Sub(del).Round(time.Millisecond))
-		// The killed holder's kernel still answers ARP for the address
-		// until valid_lft runs out; the standby's probe hears it and waits.
-		if !del.Before(add) {
-			t.Errorf("%s added the VIP at %v, before %s's kernel dropped it at %v", b, add, a, del)
-		}
-		if ov := mon.overlaps(kill, time.Now(), a, b); len(ov) > 0 {
-			t.Errorf("two holders: %v", ov)
-		}
-		// Lifetime 1 s, renewed every 250 ms: gone by 2 s after the last
-		// renewal at the latest (whole seconds, one-second check).
-		if d := del.Sub(kill); d > 2500*time.Millisecond {
-			t.Errorf("%s's address outlived its process by %v", a, d)
-		}
 	})
+}
+
+// killHolderProcess SIGKILLs owner's process, its host staying up, and
+// waits for standby to hold the VIP and owner's kernel to drop it; it
+// returns the moments of the kill, the drop and the add. The killed
+// holder's kernel answers the standby's probe (ARP or neighbour
+// solicitation) until valid_lft runs out, so the standby must add only
+// after the drop: the test fails on any overlap, on the monitors'
+// timestamps.
+func (c *cluster3) killHolderProcess(t *testing.T, mon *monitor, owner, standby string) (kill, del, add time.Time) {
+	t.Helper()
+	kill = time.Now()
+	c.procs[owner].kill()
+	c.waitAddr(standby, true)
+	c.waitAddr(owner, false)
+	del = mon.wait(t, owner, true, kill)
+	add = mon.wait(t, standby, false, kill)
+	if !del.Before(add) {
+		t.Errorf("%s added the VIP at %v, before %s's kernel dropped it at %v", standby, add, owner, del)
+	}
+	if ov := mon.overlaps(kill, time.Now(), owner, standby); len(ov) > 0 {
+		t.Errorf("two holders: %v", ov)
+	}
+	// Lifetime 1 s, renewed every 250 ms: gone by 2 s after the last
+	// renewal at the latest (whole seconds, one-second check).
+	if d := del.Sub(kill); d > 2500*time.Millisecond {
+		t.Errorf("%s's address outlived its process by %v", owner, d)
+	}
+	return kill, del, add
 }
 
 // arpAnswerers makes the client forget the VIP's MAC and lists the MACs

@@ -24,14 +24,14 @@ type Netlink struct {
 	mu      sync.Mutex // netlink requests and the packet socket, one at a time
 	h       *netlink.Handle
 	fd      int
-	probeFD int // ARP probes (probe_linux.go): listens only while probing
+	probeFD int // ARP and DAD probes (probe_linux.go): listens only while probing
 	closed  bool
 }
 
 var _ Backend = (*Netlink)(nil)
 
 // NewNetlink opens the netlink and packet sockets (one to send
-// announcements, one for ARP probes).
+// announcements, one for probes).
 func NewNetlink() (*Netlink, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
@@ -43,7 +43,7 @@ func NewNetlink() (*Netlink, error) {
 		h.Close()
 		return nil, fmt.Errorf("vip: packet socket: %w", err)
 	}
-	// Protocol 0 too: InUse binds it to ARP only while it probes.
+	// Protocol 0 too: InUse binds it to ARP or IPv6 only while it probes.
 	probeFD, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		unix.Close(fd)
@@ -78,8 +78,12 @@ func (v VIP) netlinkAddr() *netlink.Addr {
 	a := &netlink.Addr{IPNet: &net.IPNet{IP: v.Prefix.Addr().AsSlice(),
 		Mask: net.CIDRMask(v.Prefix.Bits(), v.Prefix.Addr().BitLen())}}
 	if v.Prefix.Addr().Is6() {
-		// The holder owns the address by agreement; duplicate address
-		// detection would only keep it unusable for a second.
+		// No kernel duplicate address detection: InUse has already done
+		// its job, in ProbeWait and with waiting while the address is in
+		// use. The kernel's would keep the address tentative (unusable)
+		// for 1–2 s on every takeover, and when a killed holder's stale
+		// copy answered it the address would stay "dadfailed" for good,
+		// not come up once that copy expires.
 		a.Flags = unix.IFA_F_NODAD
 	}
 	return a

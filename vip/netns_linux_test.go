@@ -24,12 +24,17 @@ import (
 //	h3 .3 ─┤
 //	client .10
 //
+// newTopo6 adds IPv6 from the documentation prefix 2001:db8::/64 (h1 ::1,
+// ..., client ::10), with no link-local addresses and no routers.
+//
 // Every namespace is named <prefix>-<host>, prefix "svip-<pid>-<n>", and is
 // deleted when the test ends; leftovers of dead test processes are deleted
 // when the next one starts.
 const nsPrefix = "svip-"
 
 var hostIP = map[string]string{"h1": "198.51.100.1", "h2": "198.51.100.2", "h3": "198.51.100.3", "client": "198.51.100.10"}
+
+var hostIP6 = map[string]string{"h1": "2001:db8::1", "h2": "2001:db8::2", "h3": "2001:db8::3", "client": "2001:db8::10"}
 
 var topoSeq atomic.Int64
 
@@ -57,8 +62,19 @@ type topo struct {
 	hosts  []string
 }
 
-// newTopo creates the bridge namespace and the given hosts.
+// newTopo creates the bridge namespace and the given hosts, IPv4 only.
 func newTopo(t *testing.T, hosts ...string) *topo {
+	t.Helper()
+	return buildTopo(t, false, hosts)
+}
+
+// newTopo6 is newTopo with IPv6 on the hosts too.
+func newTopo6(t *testing.T, hosts ...string) *topo {
+	t.Helper()
+	return buildTopo(t, true, hosts)
+}
+
+func buildTopo(t *testing.T, v6 bool, hosts []string) *topo {
 	t.Helper()
 	requireNetns(t)
 	cleanLeftovers(t)
@@ -70,7 +86,11 @@ func newTopo(t *testing.T, hosts ...string) *topo {
 	tp.must("-n", tp.ns("br"), "link", "set", "br0", "up")
 	for _, h := range hosts {
 		tp.must("netns", "add", tp.ns(h))
-		tp.noIPv6(h)
+		if v6 {
+			tp.quietIPv6(h)
+		} else {
+			tp.noIPv6(h)
+		}
 		// Created inside the bridge namespace with its peer straight in the
 		// host's: the root namespace never sees these interfaces.
 		tp.must("-n", tp.ns("br"), "link", "add", "p-"+h, "type", "veth", "peer", "name", "eth0", "netns", tp.ns(h))
@@ -78,6 +98,9 @@ func newTopo(t *testing.T, hosts ...string) *topo {
 		tp.must("-n", tp.ns(h), "link", "set", "lo", "up")
 		tp.must("-n", tp.ns(h), "link", "set", "eth0", "up")
 		tp.must("-n", tp.ns(h), "addr", "add", hostIP[h]+"/24", "dev", "eth0")
+		if v6 {
+			tp.must("-n", tp.ns(h), "addr", "add", hostIP6[h]+"/64", "dev", "eth0", "nodad")
+		}
 	}
 	return tp
 }
@@ -86,6 +109,14 @@ func newTopo(t *testing.T, hosts ...string) *topo {
 // addresses appear on its interfaces.
 func (tp *topo) noIPv6(h string) {
 	tp.must("netns", "exec", tp.ns(h), "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+}
+
+// quietIPv6 keeps IPv6 in the namespace to the documentation prefix: the
+// interfaces created after it get no link-local address (addr_gen_mode
+// none) and take no router advertisements. Only lo has ::1.
+func (tp *topo) quietIPv6(h string) {
+	tp.must("netns", "exec", tp.ns(h), "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=1",
+		"net.ipv6.conf.default.accept_ra=0", "net.ipv6.conf.default.autoconf=0")
 }
 
 func (tp *topo) ns(h string) string { return tp.prefix + "-" + h }

@@ -3,10 +3,12 @@ package vip_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -135,71 +137,92 @@ type addrEvent struct {
 	Deleted bool
 }
 
-// monitor runs `ip -ts monitor address` in each host's namespace: the
-// kernel reports every add and delete as it happens, so a short overlap
-// that polling could miss still shows.
+// monitor runs one `ip -ts monitor all-nsid address` in the bridge
+// namespace, which reports the address changes of every host namespace
+// given an nsid there. The kernel makes every change and sends its
+// notification under one lock (RTNL), so the single stream has the true
+// order across hosts: a short overlap that polling could miss still
+// shows, and a reader scheduled late cannot reorder two hosts' events (one
+// monitor per host could, by its own receive timestamps, under load).
 type monitor struct {
-	vip  string
-	mu   sync.Mutex
-	evs  []addrEvent
-	cmds []*exec.Cmd
-	wg   sync.WaitGroup
+	vip string
+	mu  sync.Mutex
+	evs []addrEvent
+	cmd *exec.Cmd
+	wg  sync.WaitGroup
 }
 
 func (tp *topo) monitor(vip string, hosts ...string) *monitor {
 	tp.t.Helper()
 	m := &monitor{vip: vip}
-	for _, h := range hosts {
-		cmd := exec.Command("ip", "-n", tp.ns(h), "-ts", "monitor", "address")
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			tp.t.Fatal(err)
+	// The veths already gave each host namespace an nsid in the bridge's
+	// ("nsid 0 (iproute2 netns name: svip-1-1-h1)"); give one to any
+	// host without.
+	host := map[string]string{}
+	ids := map[string]string{}
+	for _, l := range strings.Split(tp.must("-n", tp.ns("br"), "netns", "list-id"), "\n") {
+		var id, name string
+		if _, err := fmt.Sscanf(l, "nsid %s (iproute2 netns name: %s", &id, &name); err == nil {
+			ids[strings.TrimSuffix(name, ")")] = id
 		}
-		if err := cmd.Start(); err != nil {
-			tp.t.Fatal(err)
-		}
-		m.cmds = append(m.cmds, cmd)
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if e, ok := parseMonitorLine(sc.Text(), h, vip); ok {
-					m.mu.Lock()
-					m.evs = append(m.evs, e)
-					m.mu.Unlock()
-				}
-			}
-		}()
 	}
+	for i, h := range hosts {
+		id, ok := ids[tp.ns(h)]
+		if !ok {
+			id = strconv.Itoa(1000 + i)
+			tp.must("-n", tp.ns("br"), "netns", "set", tp.ns(h), id)
+		}
+		host[id] = h
+	}
+	m.cmd = exec.Command("ip", "-n", tp.ns("br"), "-ts", "monitor", "all-nsid", "address")
+	out, err := m.cmd.StdoutPipe()
+	if err != nil {
+		tp.t.Fatal(err)
+	}
+	if err := m.cmd.Start(); err != nil {
+		tp.t.Fatal(err)
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if e, ok := parseMonitorLine(sc.Text(), host, vip); ok {
+				m.mu.Lock()
+				m.evs = append(m.evs, e)
+				m.mu.Unlock()
+			}
+		}
+	}()
 	tp.t.Cleanup(func() {
-		for _, c := range m.cmds {
-			c.Process.Kill()
-		}
+		m.cmd.Process.Kill()
 		m.wg.Wait()
-		for _, c := range m.cmds {
-			c.Wait()
-		}
+		m.cmd.Wait()
 	})
-	time.Sleep(100 * time.Millisecond) // let the monitors subscribe
+	time.Sleep(100 * time.Millisecond) // let the monitor subscribe
 	return m
 }
 
-// parseMonitorLine reads "[2026-11-23T08:45:14.313492] [Deleted ]2: eth0
-// inet 198.51.100.100/24 ...".
-func parseMonitorLine(line, host, vip string) (addrEvent, bool) {
-	if !strings.HasPrefix(line, "[") || !strings.Contains(line, " inet "+vip+"/") {
+// parseMonitorLine reads "[2026-11-23T08:45:14.313492] [nsid 1][Deleted ]2:
+// eth0 inet 198.51.100.100/24 ..." (inet6 for an IPv6 VIP); host maps
+// nsids to hosts.
+func parseMonitorLine(line string, host map[string]string, vip string) (addrEvent, bool) {
+	if !strings.HasPrefix(line, "[") || !strings.Contains(line, " inet "+vip+"/") && !strings.Contains(line, " inet6 "+vip+"/") {
 		return addrEvent{}, false
 	}
-	ts, rest, ok := strings.Cut(line[1:], "]")
+	ts, rest, ok := strings.Cut(line[1:], "] [nsid ")
 	if !ok {
+		return addrEvent{}, false
+	}
+	id, rest, ok := strings.Cut(rest, "]")
+	if !ok || host[id] == "" {
 		return addrEvent{}, false
 	}
 	at, err := time.ParseInLocation("2006-01-02T15:04:05.000000", ts, time.Local)
 	if err != nil {
 		return addrEvent{}, false
 	}
-	return addrEvent{At: at, Host: host, Deleted: strings.HasPrefix(strings.TrimSpace(rest), "Deleted")}, true
+	return addrEvent{At: at, Host: host[id], Deleted: strings.HasPrefix(rest, "Deleted")}, true
 }
 
 func (m *monitor) events() []addrEvent {
@@ -268,7 +291,7 @@ func (tp *topo) probe(h string, to netip.AddrPort) *prober {
 	tp.t.Helper()
 	p := &prober{stop: make(chan struct{})}
 	if err := tp.in(h, func() (err error) {
-		p.conn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
+		p.conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
 		return err
 	}); err != nil {
 		tp.t.Fatal(err)
