@@ -79,14 +79,3 @@ func TestNetlinkBackendInNamespace(t *testing.T) {
 	})
 	t.Logf("an unrenewed 1 s address expired after %v", time.Since(added).Round(10*time.Millisecond))
 }
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
