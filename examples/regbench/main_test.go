@@ -189,7 +189,48 @@ func TestUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"-rates", "1,zero"}, &out, &log); code != 2 {
 		t.Fatalf("bad rate: exit %d", code)
 	}
+	if code := run(context.Background(), []string{"-calls", "-call-rates", "-5"}, &out, &log); code != 2 {
+		t.Fatalf("bad call rate: exit %d", code)
+	}
+	if code := run(context.Background(), []string{"-repeats", "0"}, &out, &log); code != 2 {
+		t.Fatalf("-repeats 0: exit %d", code)
+	}
 	if code := run(context.Background(), []string{"-h"}, &out, &log); code != 0 || !strings.Contains(log.String(), "-duration") {
 		t.Fatalf("-h: exit %d\n%s", code, log.String())
+	}
+}
+
+// The -calls side: a registrar with dialog tracking + CPS limiter on and
+// one with them off each carry a low call rate through sipp UAC and UAS.
+func TestRunCalls(t *testing.T) {
+	needs(t, "sipp")
+	var out, log bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if code := run(ctx, []string{"-calls", "-call-rates", "50", "-duration", "2s"}, &out, &log); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), log.String())
+	}
+	t.Log("\n" + out.String() + log.String())
+	for _, want := range []string{"| 1 | dialog + CPS on | 50 |", "| 1 | off (-no-call-tracking) | 50 |", "ratio on/off per run: 1.00"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report", want)
+		}
+	}
+}
+
+func TestPrintCalls(t *testing.T) {
+	rows := []callRow{
+		{run: 1, mode: "dialog + CPS on", best: 900, cpuPerCall: 500 * time.Microsecond, failedAt: 1000, failReason: "3 timeouts"},
+		{run: 1, mode: "off (-no-call-tracking)", best: 1000, cpuPerCall: 400 * time.Microsecond, failedAt: 1100, failReason: "98.00% success"},
+		{run: 2, mode: "dialog + CPS on", best: 800, failedAt: 900, failReason: "3 timeouts"},
+		{run: 2, mode: "off (-no-call-tracking)", best: 800, failedAt: 900, failReason: "3 timeouts"},
+	}
+	var b bytes.Buffer
+	printCalls(&b, rows, config{duration: time.Second})
+	for _, want := range []string{"| 1 | dialog + CPS on | 900 | 500 µs | 1000/s: 3 timeouts |",
+		"ratio on/off per run: 0.90, 1.00 (min 0.90, max 1.00)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
 	}
 }

@@ -62,15 +62,24 @@ func (cfg *config) start(ctx context.Context, sys, dir string) (*system, error) 
 	case "a", "c":
 		return startKamailio(ctx, dir, sys == "c")
 	default:
-		if cfg.registrar == "" {
-			bin, err := buildRegistrar(ctx, cfg.dir)
-			if err != nil {
-				return nil, err
-			}
-			cfg.registrar = bin
+		bin, err := cfg.registrarBin(ctx)
+		if err != nil {
+			return nil, err
 		}
-		return startSipha(ctx, dir, cfg.registrar, cfg.countMetric, sys == "d")
+		return startSipha(ctx, dir, bin, cfg.countMetric, sys == "d")
 	}
+}
+
+// registrarBin is the examples/registrar binary, built on first use.
+func (cfg *config) registrarBin(ctx context.Context) (string, error) {
+	if cfg.registrar == "" {
+		bin, err := buildRegistrar(ctx, cfg.dir)
+		if err != nil {
+			return "", err
+		}
+		cfg.registrar = bin
+	}
+	return cfg.registrar, nil
 }
 
 // measureSystem holds each rate in turn until one is not sustained.

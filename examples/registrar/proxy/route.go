@@ -58,7 +58,7 @@ func (p *Proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if r := req.Route(); r == nil || !p.isSelf(&r.Address) {
 		return
 	}
-	p.b.Dialogs.Request(req)
+	p.calls.Request(req)
 	fwd, ok := p.routed(req)
 	if !ok || (fwd.Route() == nil && !isIP(fwd.Recipient.Host)) {
 		return // never resolve a name for an ACK (see onRouted)
@@ -75,7 +75,7 @@ func (p *Proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
 // like an INVITE, without a dialog.
 func (p *Proxy) onRouted(req *sip.Request, tx sip.ServerTransaction) {
 	if req.Method != sip.INVITE {
-		p.b.Dialogs.Request(req) // BYE ends the dialog here, whoever sent it
+		p.calls.Request(req) // BYE ends the dialog here, whoever sent it
 	}
 	fwd, ok := p.routed(req)
 	if !ok {
