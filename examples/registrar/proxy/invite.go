@@ -130,8 +130,10 @@ func (p *Proxy) relayInvite(ctx context.Context, tx sip.ServerTransaction, fwd *
 }
 
 // sendCancel cancels a forwarded INVITE (RFC 3261 §9.1): same Request-URI,
-// top Via (branch), Route, From, To, Call-ID and CSeq number. Its response
-// is awaited in the background so the handler is not held up.
+// top Via (branch), Route, From, To, Call-ID and CSeq number. It is sent
+// here, from the handler, so Close finds it sent before the listening
+// socket closes; its response is awaited in the background so the handler
+// is not held up. A proxy that is closing sends it once and waits no more.
 func (p *Proxy) sendCancel(inv *sip.Request) {
 	c := sip.NewRequest(sip.CANCEL, inv.Recipient)
 	c.AppendHeader(sip.HeaderClone(inv.Via()))
@@ -146,16 +148,17 @@ func (p *Proxy) sendCancel(inv *sip.Request) {
 	c.AppendHeader(&mf)
 	c.SetTransport(inv.Transport())
 	c.SetDestination(inv.Destination())
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	ctl, err := p.cli.TransactionRequest(ctx, c)
+	if err != nil {
+		cancel()
+		p.log.Debug("proxy: sending CANCEL", "err", err)
+		return
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 		defer cancel()
-		ctl, err := p.cli.TransactionRequest(ctx, c)
-		if err != nil {
-			p.log.Debug("proxy: sending CANCEL", "err", err)
-			return
-		}
 		defer ctl.Terminate()
 		select {
 		case <-ctl.Responses():

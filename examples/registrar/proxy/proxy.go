@@ -311,9 +311,10 @@ func (p *Proxy) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// Close stops serving: the listeners close, in-flight transactions give up,
-// every goroutine the proxy started is waited for, and a UA it made is
-// closed. The blocks stay up (Stack closes them). It is idempotent.
+// Close stops serving: new requests get 503, in-flight transactions give
+// up (a forwarded INVITE is cancelled), the listeners close, every
+// goroutine the proxy started is waited for, and a UA it made is closed.
+// The blocks stay up (Stack closes them). It is idempotent.
 func (p *Proxy) Close() error {
 	p.once.Do(func() {
 		p.mu.Lock()
@@ -326,13 +327,19 @@ func (p *Proxy) Close() error {
 		if p.pinger != nil {
 			p.pinger.Close()
 		}
+		// The handlers end first, while the listening socket still
+		// sends their CANCELs from the address the callee knows.
+		p.hwg.Wait()
 		p.udp.Close()
 		p.tcp.Close()
-		p.hwg.Wait()
+		// Then the CANCEL senders and serve loops, before the UA: a
+		// request sipgo sends once its listener is gone goes out on a
+		// socket it opens, which only closing the UA closes again. One
+		// opened after that would be read by a goroutine for ever.
+		p.wg.Wait()
 		if p.ownUA {
 			p.ua.Close()
 		}
-		p.wg.Wait()
 	})
 	return nil
 }

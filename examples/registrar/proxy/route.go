@@ -149,9 +149,15 @@ func (p *Proxy) ForwardStray(res *sip.Response) {
 	// each response on its own goroutine, so a 180 may also come in after
 	// the 200 that ended the transaction: passing it on would reach the
 	// caller after the answer.
-	if v == nil || cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() || p.isClosed() {
+	if v == nil || cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() {
 		return
 	}
+	// Counted as a handler, so Close waits for it: a write after the UA
+	// closed would open a socket nothing closes.
+	if !p.enter() {
+		return
+	}
+	defer p.hwg.Done()
 	port := v.Port
 	if port == 0 {
 		port = int(sip.DefaultPort(v.Transport))
