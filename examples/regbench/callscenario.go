@@ -13,8 +13,9 @@ import (
 // uacScenario places one short call per sipp call to the user of the
 // injection file's line: INVITE, 200, ACK, 100 ms of talk, BYE, 200. ACK
 // and BYE follow the Record-Route, so every message of the call passes
-// the proxy twice. A final answer or a BYE's 200 missing for 4 s fails the
-// call as a timeout.
+// the proxy twice. Any answer missing for 4 s fails the call as a
+// timeout (sipp arms a timeout only on the message it waits for, so each
+// recv has one).
 const uacScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="regbench: short call">
   <send retrans="500">
@@ -31,8 +32,8 @@ const uacScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 
     ]]>
   </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
+  <recv response="100" optional="true" timeout="4000"/>
+  <recv response="180" optional="true" timeout="4000"/>
   <recv response="200" rrs="true" timeout="4000"/>
   <send>
     <![CDATA[

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // registerScenario sends one REGISTER per call for a distinct user
@@ -104,8 +106,15 @@ func runSipp(ctx context.Context, dir, target string, rate int, d time.Duration)
 // at target for d and returns its counters from the stat file it writes.
 func runOneSipp(ctx context.Context, stat, scen, target string, rate int, d time.Duration, extra ...string) (loadResult, error) {
 	total := int(float64(rate) * d.Seconds())
+	// A port of our own: sipp takes "-p 0" for 5060, where other SIP
+	// software on the machine may listen or send.
+	port, err := clustertest.FreeLoopbackPorts(1)
+	if err != nil {
+		return loadResult{}, err
+	}
 	args := append([]string{"-sf", scen, "-m", strconv.Itoa(total), "-r", strconv.Itoa(rate), "-l", strconv.Itoa(4*rate + 100),
-		"-i", "127.0.0.1", "-p", "0", "-nostdin", "-trace_stat", "-stf", stat, "-fd", "3600",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(port[0]), "-nostdin", "-trace_stat", "-stf", stat, "-fd", "3600",
+		"-trace_err", "-error_file", strings.TrimSuffix(stat, ".csv") + ".errors",
 		"-timeout", strconv.Itoa(int(d.Seconds())+30) + "s"}, extra...)
 	cmd := exec.CommandContext(ctx, "sipp", append(args, target)...)
 	var stderr bytes.Buffer
