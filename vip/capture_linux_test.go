@@ -49,7 +49,7 @@ type arpCapture struct {
 func (tp *topo) captureARP(h string) *arpCapture {
 	tp.t.Helper()
 	c := &arpCapture{done: make(chan struct{})}
-	err := tp.in(h, func() error {
+	err := tp.In(h, func() error {
 		ifc, err := net.InterfaceByName("eth0")
 		if err != nil {
 			return err

@@ -74,7 +74,7 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 			return ok
 		})
 		t0 := time.Now()
-		tp.setLink(owner, false)
+		tp.SetLink(owner, false)
 		sys.kill(owner)
 		var reply time.Time
 		waitUntil(t, 20*time.Second, "the client to reach the standby", func() bool {
@@ -91,8 +91,8 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 		}
 		// The dead host reboots: its addresses are gone, its link comes
 		// back, its node starts as a standby.
-		tp.ip("-n", tp.ns(owner), "addr", "del", nsVIP+"/24", "dev", "eth0")
-		tp.setLink(owner, true)
+		tp.IP("-n", tp.NS(owner), "addr", "del", nsVIP+"/24", "dev", "eth0")
+		tp.SetLink(owner, true)
 		back := time.Now()
 		sys.start(owner)
 		sys.ready(owner, back)
@@ -105,7 +105,7 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 	// arbiter's host and the client (bridge port isolation).
 	waitOwner(t, tp)
 	for _, h := range []string{"h1", "h2"} {
-		tp.must("-n", tp.ns("br"), "link", "set", "p-"+h, "type", "bridge_slave", "isolated", "on")
+		tp.Must("-n", tp.NS("br"), "link", "set", "p-"+h, "type", "bridge_slave", "isolated", "on")
 	}
 	// Sample who holds the VIP every 50 ms for 6 s.
 	count := map[int]int{}
@@ -113,7 +113,7 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		n := 0
 		for _, h := range []string{"h1", "h2"} {
-			if ok, _ := tp.hasAddr(h, nsVIP); ok {
+			if ok, _ := tp.HasAddr(h, nsVIP); ok {
 				n++
 			}
 		}
@@ -124,7 +124,7 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 	t.Logf("RESULT %s: nodes cut from each other for 6 s (%d samples): VIP held by 0 nodes %s, 1 node %s, 2 nodes %s of the time",
 		name, samples, pct(0), pct(1), pct(2))
 	for _, h := range []string{"h1", "h2"} {
-		tp.must("-n", tp.ns("br"), "link", "set", "p-"+h, "type", "bridge_slave", "isolated", "off")
+		tp.Must("-n", tp.NS("br"), "link", "set", "p-"+h, "type", "bridge_slave", "isolated", "off")
 	}
 }
 
@@ -134,7 +134,7 @@ func waitOwner(t *testing.T, tp *topo) string {
 	waitUntil(t, 20*time.Second, "exactly one holder", func() bool {
 		n := 0
 		for _, h := range []string{"h1", "h2"} {
-			if ok, _ := tp.hasAddr(h, nsVIP); ok {
+			if ok, _ := tp.HasAddr(h, nsVIP); ok {
 				owner = h
 				n++
 			}

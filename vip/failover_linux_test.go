@@ -77,7 +77,7 @@ func (c *cluster3) waitSaid(h, prefix string, from time.Time) timedLine {
 func (c *cluster3) waitAddr(h string, present bool) {
 	c.tp.t.Helper()
 	waitUntil(c.tp.t, 10*time.Second, h+" VIP present="+map[bool]string{true: "yes", false: "no"}[present], func() bool {
-		ok, _ := c.tp.hasAddr(h, nsVIP)
+		ok, _ := c.tp.HasAddr(h, nsVIP)
 		return ok == present
 	})
 }
@@ -99,7 +99,7 @@ func TestNamespaceFailover(t *testing.T) {
 	var a, b string // owner, standby
 	waitUntil(t, 10*time.Second, "a first holder", func() bool {
 		for _, h := range []string{"h1", "h2"} {
-			if ok, _ := tp.hasAddr(h, nsVIP); ok {
+			if ok, _ := tp.HasAddr(h, nsVIP); ok {
 				a = h
 				return true
 			}
@@ -113,12 +113,12 @@ func TestNamespaceFailover(t *testing.T) {
 		_, ok := probe.firstFrom(id[a], start)
 		return ok
 	})
-	mac := map[string]string{"h1": tp.mac("h1").String(), "h2": tp.mac("h2").String()}
+	mac := map[string]string{"h1": tp.MAC("h1").String(), "h2": tp.MAC("h2").String()}
 
 	// The subtests are steps of one run: stop at the first that fails.
 	if !t.Run("isolated owner drops the VIP first", func(t *testing.T) {
 		cut := time.Now()
-		tp.setLink(a, false)
+		tp.SetLink(a, false)
 		c.waitAddr(b, true)
 		del := mon.wait(t, a, true, cut)
 		add := mon.wait(t, b, false, cut)
@@ -138,7 +138,7 @@ func TestNamespaceFailover(t *testing.T) {
 		if _, ok := probe.firstFrom(id[b], cut); !ok {
 			waitUntil(t, 5*time.Second, "the client to reach the new owner", func() bool { _, ok := probe.firstFrom(id[b], cut); return ok })
 		}
-		tp.setLink(a, true)
+		tp.SetLink(a, true)
 		c.waitSIPLeader()
 	}) {
 		return
@@ -147,7 +147,7 @@ func TestNamespaceFailover(t *testing.T) {
 	if !t.Run("dead host", func(t *testing.T) {
 		// Sticky: the VIP stayed on b when a came back.
 		time.Sleep(500 * time.Millisecond)
-		if ok, _ := tp.hasAddr(a, nsVIP); ok {
+		if ok, _ := tp.HasAddr(a, nsVIP); ok {
 			t.Fatal("the old owner took the VIP back although the policy is sticky")
 		}
 		// Both nodes are on the LAN again: only the holder answers ARP.
@@ -157,7 +157,7 @@ func TestNamespaceFailover(t *testing.T) {
 		}
 		kill := time.Now()
 		c.procs[b].kill()
-		tp.setLink(b, false)
+		tp.SetLink(b, false)
 		c.waitAddr(a, true)
 		var reply time.Time
 		waitUntil(t, 5*time.Second, "the client to reach the new owner", func() bool {
@@ -174,7 +174,7 @@ func TestNamespaceFailover(t *testing.T) {
 		if len(garps) < 5 {
 			t.Errorf("client saw %d gratuitous ARPs from %s, want the burst of 5", len(garps), a)
 		}
-		neigh := tp.must("-n", tp.ns("client"), "neigh", "show", nsVIP)
+		neigh := tp.Must("-n", tp.NS("client"), "neigh", "show", nsVIP)
 		if !strings.Contains(neigh, mac[a]) {
 			t.Errorf("client's neighbour entry %q, want %s's %s", neigh, a, mac[a])
 		}
@@ -192,12 +192,12 @@ func TestNamespaceFailover(t *testing.T) {
 	t.Run("killed process leaves the address until valid_lft", func(t *testing.T) {
 		// b comes back (its kernel address expired while it was down).
 		c.waitAddr(b, false)
-		tp.setLink(b, true)
+		tp.SetLink(b, true)
 		back := time.Now()
 		c.start(b)
 		c.waitSaid(b, "ready", back)
 		c.waitSIPLeader()
-		if ok, _ := tp.hasAddr(a, nsVIP); !ok {
+		if ok, _ := tp.HasAddr(a, nsVIP); !ok {
 			t.Fatalf("%s lost the VIP while %s restarted", a, b)
 		}
 		kill := time.Now()
@@ -221,7 +221,7 @@ func TestNamespaceFailover(t *testing.T) {
 func arpAnswerers(tp *topo, capt *arpCapture) []string {
 	tp.t.Helper()
 	since := time.Now()
-	tp.must("-n", tp.ns("client"), "neigh", "flush", "to", nsVIP)
+	tp.Must("-n", tp.NS("client"), "neigh", "flush", "to", nsVIP)
 	replies := func() []arpSeen {
 		return capt.frames(func(x arpSeen) bool { return x.Op == 2 && x.SPA.String() == nsVIP && x.At.After(since) })
 	}

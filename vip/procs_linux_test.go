@@ -45,7 +45,7 @@ func (tp *topo) startNode(h string, cfg childConfig) *proc {
 func (tp *topo) spawn(h string, env []string, args ...string) *proc {
 	tp.t.Helper()
 	p := &proc{host: h, exited: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", tp.ns(h)}, args...)...)
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", tp.NS(h)}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := p.cmd.StdoutPipe()
@@ -150,7 +150,7 @@ func (tp *topo) monitor(vip string, hosts ...string) *monitor {
 	tp.t.Helper()
 	m := &monitor{vip: vip}
 	for _, h := range hosts {
-		cmd := exec.Command("ip", "-n", tp.ns(h), "-ts", "monitor", "address")
+		cmd := exec.Command("ip", "-n", tp.NS(h), "-ts", "monitor", "address")
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			tp.t.Fatal(err)
@@ -267,7 +267,7 @@ type prober struct {
 func (tp *topo) probe(h string, to netip.AddrPort) *prober {
 	tp.t.Helper()
 	p := &prober{stop: make(chan struct{})}
-	if err := tp.in(h, func() (err error) {
+	if err := tp.In(h, func() (err error) {
 		p.conn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
 		return err
 	}); err != nil {

@@ -74,6 +74,14 @@ var readyLine = regexp.MustCompile(`^registrar (\S+) ready: sip (\S+) \(udp\+tcp
 // startProc starts the binary and waits for its ready line.
 func startProc(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
+	p := launch(t, bin, args...)
+	p.waitReady(t)
+	return p
+}
+
+// launch starts the binary; it is killed when the test ends.
+func launch(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), lines: make(chan string, 16)}
 	p.cmd.Env = append(os.Environ(), "SIPHA_SECRET=registrar-test-secret-0123")
 	out, err := p.cmd.StdoutPipe()
@@ -95,6 +103,12 @@ func startProc(t *testing.T, bin string, args ...string) *proc {
 			p.lines <- sc.Text()
 		}
 	}()
+	return p
+}
+
+// waitReady waits for the ready line and reads the bound addresses off it.
+func (p *proc) waitReady(t *testing.T) {
+	t.Helper()
 	select {
 	case l := <-p.lines:
 		m := readyLine.FindStringSubmatch(l)
@@ -105,7 +119,6 @@ func startProc(t *testing.T, bin string, args ...string) *proc {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no ready line within 20 s")
 	}
-	return p
 }
 
 // stop sends sig and waits for the "stopped" line and a zero exit.
