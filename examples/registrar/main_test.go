@@ -35,7 +35,7 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("-h: %v\n%s", err, out)
 	}
 	for _, want := range []string{"Usage: registrar", "-id b -sip 127.0.0.1:5061", "-peers a=127.0.0.1:7946,c=127.0.0.1:7948",
-		"-cdr-url", "-cps", "-vip", "-iface", "-secret", "-http", "-data"} {
+		"-cdr-url", "-cps", "-vip", "-iface", "-secret", "-http", "-data", "-no-call-tracking"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out)
 		}
@@ -43,6 +43,11 @@ func TestHelp(t *testing.T) {
 	out, err = exec.Command(bin, "-id", "a").CombinedOutput()
 	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "required") {
 		t.Errorf("missing flags: exit %d, %s", code, out)
+	}
+	out, err = exec.Command(bin, "-id", "a", "-cluster", "127.0.0.1:1", "-data", t.TempDir(), "-insecure",
+		"-no-call-tracking", "-cps", "10").CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "-no-call-tracking leaves nothing") {
+		t.Errorf("-no-call-tracking with -cps: exit %d, %s", code, out)
 	}
 	out, err = exec.Command(bin, "-id", "a", "-cluster", "127.0.0.1:1", "-data", t.TempDir(), "-insecure",
 		"-peers", "b=nohostport").CombinedOutput()
