@@ -38,9 +38,10 @@ func callModes() []callMode {
 type callRow struct {
 	run, best  int
 	mode       string
-	cpuPerCall time.Duration
+	cpuPerCall time.Duration // at best
 	failedAt   int
 	failReason string
+	sustained  map[int]step // by rate
 }
 
 // measureCalls holds each call rate, ascending, against a fresh registrar
@@ -56,7 +57,7 @@ func measureCalls(ctx context.Context, cfg *config, log io.Writer) ([]callRow, e
 		}
 		rows := make([]callRow, len(modes))
 		for i, m := range modes {
-			rows[i] = callRow{run: run, mode: m.name}
+			rows[i] = callRow{run: run, mode: m.name, sustained: map[int]step{}}
 		}
 		for _, rate := range cfg.callRates {
 			for i, m := range modes {
@@ -80,6 +81,7 @@ func measureCalls(ctx context.Context, cfg *config, log io.Writer) ([]callRow, e
 				}
 				rows[i].best = rate
 				rows[i].cpuPerCall = st.cpu / time.Duration(max(st.res.OK, 1))
+				rows[i].sustained[rate] = st
 			}
 		}
 		slices.SortFunc(rows, func(a, b callRow) int { return strings.Compare(a.mode, b.mode) })
@@ -134,6 +136,28 @@ func (cfg *config) holdCalls(ctx context.Context, m callMode, dir string, rate i
 	return st, err
 }
 
+// cpuPerCall is the registrar CPU per completed call over the rates both
+// rows sustained, for each row, and how many rates that is. The CPU at one
+// rate is noisy on a shared machine; the sum over several is less so.
+func cpuPerCall(on, off callRow) (time.Duration, time.Duration, int) {
+	var cpu [2]time.Duration
+	var ok [2]uint64
+	n := 0
+	for rate, a := range on.sustained {
+		b, both := off.sustained[rate]
+		if !both {
+			continue
+		}
+		n++
+		cpu[0], ok[0] = cpu[0]+a.cpu, ok[0]+a.res.OK
+		cpu[1], ok[1] = cpu[1]+b.cpu, ok[1]+b.res.OK
+	}
+	if n == 0 {
+		return 0, 0, 0
+	}
+	return cpu[0] / time.Duration(ok[0]), cpu[1] / time.Duration(ok[1]), n
+}
+
 // printCalls writes each run's two rows and the ratio of the rates
 // sustained with tracking on and off, then the spread over the runs.
 func printCalls(w io.Writer, rows []callRow, cfg config) {
@@ -143,6 +167,7 @@ func printCalls(w io.Writer, rows []callRow, cfg config) {
 	fmt.Fprintln(w, "| run | dialog tracking + CPS limiter | highest sustained calls/s | CPU per call | first rate not sustained |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
 	var ratios []float64
+	var cpuLines []string
 	for i, r := range rows {
 		fail, cpu := "—", "—"
 		if r.failedAt > 0 {
@@ -156,6 +181,12 @@ func printCalls(w io.Writer, rows []callRow, cfg config) {
 		if i%2 == 1 && rows[i-1].run == r.run && r.best > 0 {
 			ratios = append(ratios, float64(rows[i-1].best)/float64(r.best))
 		}
+		if i%2 == 1 && rows[i-1].run == r.run {
+			if on, off, n := cpuPerCall(rows[i-1], r); n > 0 {
+				cpuLines = append(cpuLines, fmt.Sprintf("run %d: CPU per call over the %d rates both sustained: on %.0f µs, off %.0f µs (on/off %.2f)",
+					r.run, n, float64(on)/float64(time.Microsecond), float64(off)/float64(time.Microsecond), float64(on)/float64(off)))
+			}
+		}
 	}
 	if len(ratios) > 0 {
 		var s []string
@@ -163,5 +194,9 @@ func printCalls(w io.Writer, rows []callRow, cfg config) {
 			s = append(s, fmt.Sprintf("%.2f", x))
 		}
 		fmt.Fprintf(w, "\nratio on/off per run: %s (min %.2f, max %.2f)\n", strings.Join(s, ", "), slices.Min(ratios), slices.Max(ratios))
+	}
+	if len(cpuLines) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, strings.Join(cpuLines, "\n"))
 	}
 }

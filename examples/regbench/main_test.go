@@ -219,16 +219,20 @@ func TestRunCalls(t *testing.T) {
 }
 
 func TestPrintCalls(t *testing.T) {
+	at := func(cpu time.Duration, ok uint64) step { return step{cpu: cpu, res: loadResult{OK: ok}} }
 	rows := []callRow{
-		{run: 1, mode: "dialog + CPS on", best: 900, cpuPerCall: 500 * time.Microsecond, failedAt: 1000, failReason: "3 timeouts"},
-		{run: 1, mode: "off (-no-call-tracking)", best: 1000, cpuPerCall: 400 * time.Microsecond, failedAt: 1100, failReason: "98.00% success"},
+		{run: 1, mode: "dialog + CPS on", best: 900, cpuPerCall: 500 * time.Microsecond, failedAt: 1000, failReason: "3 timeouts",
+			sustained: map[int]step{800: at(400*time.Millisecond, 800), 900: at(600*time.Millisecond, 900)}},
+		{run: 1, mode: "off (-no-call-tracking)", best: 1000, cpuPerCall: 400 * time.Microsecond, failedAt: 1100, failReason: "98.00% success",
+			sustained: map[int]step{800: at(300*time.Millisecond, 800), 900: at(500*time.Millisecond, 900), 1000: at(time.Second, 1000)}},
 		{run: 2, mode: "dialog + CPS on", best: 800, failedAt: 900, failReason: "3 timeouts"},
 		{run: 2, mode: "off (-no-call-tracking)", best: 800, failedAt: 900, failReason: "3 timeouts"},
 	}
 	var b bytes.Buffer
 	printCalls(&b, rows, config{duration: time.Second})
 	for _, want := range []string{"| 1 | dialog + CPS on | 900 | 500 µs | 1000/s: 3 timeouts |",
-		"ratio on/off per run: 0.90, 1.00 (min 0.90, max 1.00)"} {
+		"ratio on/off per run: 0.90, 1.00 (min 0.90, max 1.00)",
+		"run 1: CPU per call over the 2 rates both sustained: on 588 µs, off 471 µs (on/off 1.25)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in\n%s", want, b.String())
 		}
