@@ -73,8 +73,8 @@ func measureCalls(ctx context.Context, cfg *config, log io.Writer) ([]callRow, e
 					return append(out, rows...), fmt.Errorf("calls %s at %d/s: %w", m.name, rate, err)
 				}
 				v := st.verdict(rate, cfg.duration)
-				fmt.Fprintf(log, "run %d %-24s %5d calls/s: sent %d ok %d failed %d timeouts %d retrans %d in %v, cpu %v %s\n",
-					run, m.name, rate, st.res.Sent, st.res.OK, st.res.Failed, st.res.Timeouts, st.res.Retrans, st.res.Elapsed, st.cpu, v)
+				fmt.Fprintf(log, "run %d %-24s %5d calls/s: sent %d ok %d failed %d timeouts %d retrans %d in %v, cpu %v, load %s %s\n",
+					run, m.name, rate, st.res.Sent, st.res.OK, st.res.Failed, st.res.Timeouts, st.res.Retrans, st.res.Elapsed, st.cpu, loadAvg(), v)
 				if v != "" {
 					rows[i].failedAt, rows[i].failReason = rate, v
 					continue

@@ -4,13 +4,16 @@
 // UDP children), (b) examples/registrar alone, (c) a Kamailio pair
 // replicating with dmq_usrloc, (d) a pair of sipha registrars.
 //
-// For each system and each rate (ascending) it starts the system afresh,
-// drives sipp (Debian sip-tester) registering distinct users with Expires
+// For each rate (ascending) and each system in turn (so that all of them
+// meet the shared machine's load at nearly the same time; a system drops
+// out at its first failure) it starts the system afresh, drives sipp (Debian sip-tester) registering distinct users with Expires
 // 3600 at that rate for -duration, and counts the rate as sustained when
 // at least 99% of REGISTERs got a 200, none timed out, sipp kept the rate,
 // and (for a pair) every registration reached both nodes. It prints a
 // Markdown table with the highest sustained rate and the CPU-seconds the
-// registrar processes spent per REGISTER at that rate.
+// registrar processes spent per REGISTER at that rate; -repeats runs it
+// all again. Each step's log line on stderr carries the 1-minute load
+// average.
 //
 //	go run ./examples/regbench                   # all four, 30 s per step
 //	go run ./examples/regbench -systems a,b -duration 10s -rates 2000,4000
