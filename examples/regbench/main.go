@@ -129,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if cfg.repeats > 1 {
 			fmt.Fprintf(stdout, "run %d of %d: ", run, cfg.repeats)
 		}
-		rows, err := measureAll(ctx, &cfg, stderr)
+		rows, err := measureAll(ctx, &cfg, run, stderr)
 		printTable(stdout, rows, cfg)
 		if err != nil {
 			fmt.Fprintln(stderr, "regbench:", err)

@@ -164,19 +164,20 @@ func TestRunKamailio(t *testing.T) {
 }
 
 // The sipha side: examples/registrar alone and as a replicating pair, at a
-// low rate, both holding every binding.
+// low rate, both holding every binding, twice (-repeats: the second run
+// must not start on the first's state).
 func TestRunSipha(t *testing.T) {
 	needs(t, "sipp")
 	var out, log bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if code := run(ctx, []string{"-systems", "b,d", "-rates", "200", "-duration", "2s"}, &out, &log); code != 0 {
+	if code := run(ctx, []string{"-systems", "b,d", "-rates", "200", "-duration", "2s", "-repeats", "2"}, &out, &log); code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), log.String())
 	}
 	t.Log("\n" + out.String() + log.String())
 	for _, want := range []string{"| sipha registrar | 200 |", "| sipha registrar pair | 200 |"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("no %q in the report", want)
+		if n := strings.Count(out.String(), want); n != 2 {
+			t.Errorf("%q %d times in the report, want once per run", want, n)
 		}
 	}
 }

@@ -50,7 +50,7 @@ func (s step) verdict(rate int, d time.Duration) string {
 // the race, in turns, so that all of them see the machine at nearly the
 // same time (the machine is shared and its load drifts); a system drops
 // out at its first rate not sustained.
-func measureAll(ctx context.Context, cfg *config, log io.Writer) ([]row, error) {
+func measureAll(ctx context.Context, cfg *config, run int, log io.Writer) ([]row, error) {
 	rows := make([]row, len(cfg.systems))
 	for i, sys := range cfg.systems {
 		rows[i].system = sys
@@ -60,7 +60,7 @@ func measureAll(ctx context.Context, cfg *config, log io.Writer) ([]row, error) 
 			if rows[i].failedAt > 0 {
 				continue
 			}
-			if err := measureStep(ctx, cfg, sys, rate, &rows[i], log); err != nil {
+			if err := measureStep(ctx, cfg, run, sys, rate, &rows[i], log); err != nil {
 				return rows, err
 			}
 		}
@@ -94,8 +94,10 @@ func (cfg *config) registrarBin(ctx context.Context) (string, error) {
 }
 
 // measureStep holds rate against a fresh sys and records the outcome in r.
-func measureStep(ctx context.Context, cfg *config, sys string, rate int, r *row, log io.Writer) error {
-	dir := filepath.Join(cfg.dir, fmt.Sprintf("%s-%d", sys, rate))
+func measureStep(ctx context.Context, cfg *config, run int, sys string, rate int, r *row, log io.Writer) error {
+	// A directory per run too: a registrar started on an earlier run's
+	// Raft state would look for its peers at that run's ports.
+	dir := filepath.Join(cfg.dir, fmt.Sprintf("run%d", run), fmt.Sprintf("%s-%d", sys, rate))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
