@@ -149,19 +149,22 @@ func (cfg *config) holdRate(ctx context.Context, sys, dir string, rate int) (ste
 		return st, s.name, err
 	}
 	// Replication is asynchronous: give the peer a moment to catch up.
-	deadline, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
+	// (A count that never matches, as after timeouts whose REGISTERs were
+	// stored all the same, ends with the counts last read; -1: unreadable.)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		st.counts, st.replicaOK = st.counts[:0], true
 		for _, n := range s.nodes {
-			c, err := n.count(deadline)
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			c, err := n.count(cctx)
+			cancel()
 			if err != nil {
 				c = -1
 			}
 			st.counts = append(st.counts, c)
 			st.replicaOK = st.replicaOK && c == int(st.res.OK)
 		}
-		if st.replicaOK || deadline.Err() != nil {
+		if st.replicaOK || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
