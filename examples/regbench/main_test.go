@@ -164,19 +164,20 @@ func TestRunKamailio(t *testing.T) {
 }
 
 // The sipha side: examples/registrar alone and as a replicating pair, at a
-// low rate, both holding every binding.
+// low rate, both holding every binding, twice (-repeats: the second run
+// must not start on the first's state).
 func TestRunSipha(t *testing.T) {
 	needs(t, "sipp")
 	var out, log bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if code := run(ctx, []string{"-systems", "b,d", "-rates", "200", "-duration", "2s"}, &out, &log); code != 0 {
+	if code := run(ctx, []string{"-systems", "b,d", "-rates", "200", "-duration", "2s", "-repeats", "2"}, &out, &log); code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), log.String())
 	}
 	t.Log("\n" + out.String() + log.String())
 	for _, want := range []string{"| sipha registrar | 200 |", "| sipha registrar pair | 200 |"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("no %q in the report", want)
+		if n := strings.Count(out.String(), want); n != 2 {
+			t.Errorf("%q %d times in the report, want once per run", want, n)
 		}
 	}
 }
@@ -189,7 +190,52 @@ func TestUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"-rates", "1,zero"}, &out, &log); code != 2 {
 		t.Fatalf("bad rate: exit %d", code)
 	}
+	if code := run(context.Background(), []string{"-calls", "-call-rates", "-5"}, &out, &log); code != 2 {
+		t.Fatalf("bad call rate: exit %d", code)
+	}
+	if code := run(context.Background(), []string{"-repeats", "0"}, &out, &log); code != 2 {
+		t.Fatalf("-repeats 0: exit %d", code)
+	}
 	if code := run(context.Background(), []string{"-h"}, &out, &log); code != 0 || !strings.Contains(log.String(), "-duration") {
 		t.Fatalf("-h: exit %d\n%s", code, log.String())
+	}
+}
+
+// The -calls side: a registrar with dialog tracking + CPS limiter on and
+// one with them off each carry a low call rate through sipp UAC and UAS.
+func TestRunCalls(t *testing.T) {
+	needs(t, "sipp")
+	var out, log bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if code := run(ctx, []string{"-calls", "-call-rates", "50", "-duration", "2s"}, &out, &log); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), log.String())
+	}
+	t.Log("\n" + out.String() + log.String())
+	for _, want := range []string{"| 1 | dialog + CPS on | 50 |", "| 1 | off (-no-call-tracking) | 50 |", "ratio on/off per run: 1.00"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the report", want)
+		}
+	}
+}
+
+func TestPrintCalls(t *testing.T) {
+	at := func(cpu time.Duration, ok uint64) step { return step{cpu: cpu, res: loadResult{OK: ok}} }
+	rows := []callRow{
+		{run: 1, mode: "dialog + CPS on", best: 900, cpuPerCall: 500 * time.Microsecond, failedAt: 1000, failReason: "3 timeouts",
+			sustained: map[int]step{800: at(400*time.Millisecond, 800), 900: at(600*time.Millisecond, 900)}},
+		{run: 1, mode: "off (-no-call-tracking)", best: 1000, cpuPerCall: 400 * time.Microsecond, failedAt: 1100, failReason: "98.00% success",
+			sustained: map[int]step{800: at(300*time.Millisecond, 800), 900: at(500*time.Millisecond, 900), 1000: at(time.Second, 1000)}},
+		{run: 2, mode: "dialog + CPS on", best: 800, failedAt: 900, failReason: "3 timeouts"},
+		{run: 2, mode: "off (-no-call-tracking)", best: 800, failedAt: 900, failReason: "3 timeouts"},
+	}
+	var b bytes.Buffer
+	printCalls(&b, rows, config{duration: time.Second})
+	for _, want := range []string{"| 1 | dialog + CPS on | 900 | 500 µs | 1000/s: 3 timeouts |",
+		"ratio on/off per run: 0.90, 1.00 (min 0.90, max 1.00)",
+		"run 1: CPU per call over the 2 rates both sustained: on 588 µs, off 471 µs (on/off 1.25)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -45,13 +46,23 @@ func (s step) verdict(rate int, d time.Duration) string {
 	return ""
 }
 
-func measureAll(ctx context.Context, cfg *config, log io.Writer) ([]row, error) {
-	var rows []row
-	for _, sys := range cfg.systems {
-		r, err := measureSystem(ctx, cfg, sys, log)
-		rows = append(rows, r)
-		if err != nil {
-			return rows, err
+// measureAll holds each rate, ascending, against every system still in
+// the race, in turns, so that all of them see the machine at nearly the
+// same time (the machine is shared and its load drifts); a system drops
+// out at its first rate not sustained.
+func measureAll(ctx context.Context, cfg *config, run int, log io.Writer) ([]row, error) {
+	rows := make([]row, len(cfg.systems))
+	for i, sys := range cfg.systems {
+		rows[i].system = sys
+	}
+	for _, rate := range cfg.rates {
+		for i, sys := range cfg.systems {
+			if rows[i].failedAt > 0 {
+				continue
+			}
+			if err := measureStep(ctx, cfg, run, sys, rate, &rows[i], log); err != nil {
+				return rows, err
+			}
 		}
 	}
 	return rows, nil
@@ -62,43 +73,65 @@ func (cfg *config) start(ctx context.Context, sys, dir string) (*system, error) 
 	case "a", "c":
 		return startKamailio(ctx, dir, sys == "c")
 	default:
-		if cfg.registrar == "" {
-			bin, err := buildRegistrar(ctx, cfg.dir)
-			if err != nil {
-				return nil, err
-			}
-			cfg.registrar = bin
+		bin, err := cfg.registrarBin(ctx)
+		if err != nil {
+			return nil, err
 		}
-		return startSipha(ctx, dir, cfg.registrar, cfg.countMetric, sys == "d")
+		return startSipha(ctx, dir, bin, cfg.countMetric, sys == "d")
 	}
 }
 
-// measureSystem holds each rate in turn until one is not sustained.
-func measureSystem(ctx context.Context, cfg *config, sys string, log io.Writer) (row, error) {
-	r := row{system: sys}
-	for _, rate := range cfg.rates {
-		dir := filepath.Join(cfg.dir, fmt.Sprintf("%s-%d", sys, rate))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return r, err
-		}
-		st, name, err := cfg.holdRate(ctx, sys, dir, rate)
-		if name != "" {
-			r.system = name
-		}
+// registrarBin is the examples/registrar binary, built on first use.
+func (cfg *config) registrarBin(ctx context.Context) (string, error) {
+	if cfg.registrar == "" {
+		bin, err := buildRegistrar(ctx, cfg.dir)
 		if err != nil {
-			return r, fmt.Errorf("%s at %d/s: %w", r.system, rate, err)
+			return "", err
 		}
-		v := st.verdict(rate, cfg.duration)
-		fmt.Fprintf(log, "%-26s %6d/s: sent %d ok %d timeouts %d retrans %d in %v, cpu %v, nodes %v %s\n",
-			r.system, rate, st.res.Sent, st.res.OK, st.res.Timeouts, st.res.Retrans, st.res.Elapsed, st.cpu, st.counts, v)
-		if v != "" {
-			r.failedAt, r.failReason = rate, v
-			return r, nil
-		}
-		r.best = rate
-		r.cpuPerReg = st.cpu / time.Duration(max(st.res.OK, 1))
+		cfg.registrar = bin
 	}
-	return r, nil
+	return cfg.registrar, nil
+}
+
+// measureStep holds rate against a fresh sys and records the outcome in r.
+func measureStep(ctx context.Context, cfg *config, run int, sys string, rate int, r *row, log io.Writer) error {
+	// A directory per run too: a registrar started on an earlier run's
+	// Raft state would look for its peers at that run's ports.
+	dir := filepath.Join(cfg.dir, fmt.Sprintf("run%d", run), fmt.Sprintf("%s-%d", sys, rate))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	st, name, err := cfg.holdRate(ctx, sys, dir, rate)
+	if name != "" {
+		r.system = name
+	}
+	if err != nil {
+		return fmt.Errorf("%s at %d/s: %w", r.system, rate, err)
+	}
+	v := st.verdict(rate, cfg.duration)
+	fmt.Fprintf(log, "%-26s %6d/s: sent %d ok %d timeouts %d retrans %d in %v, cpu %v, nodes %v, load %s %s\n",
+		r.system, rate, st.res.Sent, st.res.OK, st.res.Timeouts, st.res.Retrans, st.res.Elapsed, st.cpu, st.counts, loadAvg(), v)
+	if v != "" {
+		r.failedAt, r.failReason = rate, v
+		return nil
+	}
+	r.best = rate
+	r.cpuPerReg = st.cpu / time.Duration(max(st.res.OK, 1))
+	return nil
+}
+
+// loadAvg is the machine's 1-minute load average, for the log: other work
+// on a shared machine moves the figures.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 // holdRate starts sys afresh, drives rate for the configured duration and
@@ -116,19 +149,22 @@ func (cfg *config) holdRate(ctx context.Context, sys, dir string, rate int) (ste
 		return st, s.name, err
 	}
 	// Replication is asynchronous: give the peer a moment to catch up.
-	deadline, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
+	// (A count that never matches, as after timeouts whose REGISTERs were
+	// stored all the same, ends with the counts last read; -1: unreadable.)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		st.counts, st.replicaOK = st.counts[:0], true
 		for _, n := range s.nodes {
-			c, err := n.count(deadline)
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			c, err := n.count(cctx)
+			cancel()
 			if err != nil {
 				c = -1
 			}
 			st.counts = append(st.counts, c)
 			st.replicaOK = st.replicaOK && c == int(st.res.OK)
 		}
-		if st.replicaOK || deadline.Err() != nil {
+		if st.replicaOK || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)

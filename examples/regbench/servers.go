@@ -109,8 +109,11 @@ func start(cmd *exec.Cmd, log string) error {
 	return err
 }
 
-// waitFor polls ok until it returns nil or ctx ends.
+// waitFor polls ok until it returns nil, ctx ends or a minute passes (a
+// system that does not come up fails the step instead of hanging the run).
 func waitFor(ctx context.Context, what string, ok func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	var err error
 	for {
 		if err = ok(); err == nil {

@@ -21,8 +21,9 @@ func buildRegistrar(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// startSipha starts one examples/registrar, or a replicating pair.
-func startSipha(ctx context.Context, dir, bin, countMetric string, pair bool) (*system, error) {
+// startSipha starts one examples/registrar, or a replicating pair, each
+// with extra flags.
+func startSipha(ctx context.Context, dir, bin, countMetric string, pair bool, extra ...string) (*system, error) {
 	n := 1
 	s := &system{name: "sipha registrar"}
 	if pair {
@@ -48,6 +49,7 @@ func startSipha(ctx context.Context, dir, bin, countMetric string, pair bool) (*
 		if len(peers) > 0 {
 			args = append(args, "-peers", strings.Join(peers, ","))
 		}
+		args = append(args, extra...)
 		cmd := exec.Command(bin, args...)
 		if err := start(cmd, filepath.Join(dir, fmt.Sprintf("n%d.log", i))); err != nil {
 			s.stop()

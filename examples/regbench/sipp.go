@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // registerScenario sends one REGISTER per call for a distinct user
@@ -85,26 +87,8 @@ func runSipp(ctx context.Context, dir, target string, rate int, d time.Duration)
 			r += rate % procs
 		}
 		go func() {
-			stat := filepath.Join(dir, fmt.Sprintf("sipp%d.csv", i))
-			total := int(float64(r) * d.Seconds())
-			cmd := exec.CommandContext(ctx, "sipp", "-sf", scen, "-key", "prefix", fmt.Sprintf("p%d_", i),
-				"-m", strconv.Itoa(total), "-r", strconv.Itoa(r), "-l", strconv.Itoa(4*r+100),
-				"-i", "127.0.0.1", "-p", "0", "-nostdin", "-trace_stat", "-stf", stat, "-fd", "3600",
-				"-timeout", strconv.Itoa(int(d.Seconds())+30)+"s", target)
-			var stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = nil, &stderr
-			runErr := cmd.Run()
-			var ee *exec.ExitError
-			if runErr != nil && !errors.As(runErr, &ee) { // exit 1 = some calls failed: read the stats
-				done <- out{err: fmt.Errorf("sipp: %w: %s", runErr, stderr.String())}
-				return
-			}
-			b, err := os.ReadFile(stat)
-			if err != nil {
-				done <- out{err: fmt.Errorf("sipp: %v (%v): %s", err, runErr, stderr.String())}
-				return
-			}
-			res, err := parseSippStat(b)
+			res, err := runOneSipp(ctx, filepath.Join(dir, fmt.Sprintf("sipp%d.csv", i)), scen, target, r, d,
+				"-key", "prefix", fmt.Sprintf("p%d_", i))
 			done <- out{res, err}
 		}()
 	}
@@ -116,6 +100,35 @@ func runSipp(ctx context.Context, dir, target string, rate int, d time.Duration)
 		sum.add(o.r)
 	}
 	return sum, errors.Join(errs...)
+}
+
+// runOneSipp runs one sipp client placing rate calls/s of scenario scen
+// at target for d and returns its counters from the stat file it writes.
+func runOneSipp(ctx context.Context, stat, scen, target string, rate int, d time.Duration, extra ...string) (loadResult, error) {
+	total := int(float64(rate) * d.Seconds())
+	// A port of our own: sipp takes "-p 0" for 5060, where other SIP
+	// software on the machine may listen or send.
+	port, err := clustertest.FreeLoopbackPorts(1)
+	if err != nil {
+		return loadResult{}, err
+	}
+	args := append([]string{"-sf", scen, "-m", strconv.Itoa(total), "-r", strconv.Itoa(rate), "-l", strconv.Itoa(4*rate + 100),
+		"-i", "127.0.0.1", "-p", strconv.Itoa(port[0]), "-nostdin", "-trace_stat", "-stf", stat, "-fd", "3600",
+		"-trace_err", "-error_file", strings.TrimSuffix(stat, ".csv") + ".errors",
+		"-timeout", strconv.Itoa(int(d.Seconds())+30) + "s"}, extra...)
+	cmd := exec.CommandContext(ctx, "sipp", append(args, target)...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = nil, &stderr
+	runErr := cmd.Run()
+	var ee *exec.ExitError
+	if runErr != nil && !errors.As(runErr, &ee) { // exit 1 = some calls failed: read the stats
+		return loadResult{}, fmt.Errorf("sipp: %w: %s", runErr, stderr.String())
+	}
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		return loadResult{}, fmt.Errorf("sipp: %v (%v): %s", err, runErr, stderr.String())
+	}
+	return parseSippStat(b)
 }
 
 // parseSippStat reads the cumulative counters of the last line of sipp's

@@ -63,7 +63,7 @@ type options struct {
 	cps                                    float64
 	keepalive                              time.Duration
 	cdrURLs                                []string
-	insecure, verbose                      bool
+	insecure, verbose, untracked           bool
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -88,6 +88,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.insecure, "insecure", false, "run the cluster port without authentication (tests only)")
 	fs.StringVar(&o.domain, "domain", "", "single-domain mode: look every user up as user@DOMAIN")
 	fs.DurationVar(&o.keepalive, "keepalive", 0, "NAT keepalive OPTIONS interval to UDP bindings of this node's socket; 0: none")
+	fs.BoolVar(&o.untracked, "no-call-tracking", false, "forward calls without dialog tracking, profiles, CDRs or a CPS limit (a benchmark baseline)")
 	fs.BoolVar(&o.verbose, "v", false, "log at debug level")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageText)
@@ -107,6 +108,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.secret == "" && !o.insecure {
 		return nil, errors.New("-secret (or $SIPHA_SECRET) is required, or -insecure")
+	}
+	if o.untracked && (o.cps > 0 || len(o.cdrURLs) > 0) {
+		return nil, errors.New("-no-call-tracking leaves nothing to apply -cps or -cdr-url to")
 	}
 	if (o.vipAddr == "") != (o.iface == "") {
 		return nil, errors.New("-vip and -iface go together")
@@ -178,7 +182,8 @@ func serve(ctx context.Context, o *options, log *slog.Logger, stdout io.Writer) 
 	if o.secret != "" {
 		cfg.Secret = []byte(o.secret)
 	}
-	pcfg := proxy.Config{Listen: o.sip, Advertise: o.advertise, Domain: o.domain, KeepaliveInterval: o.keepalive, KeepaliveMaxFailures: 3, Logger: log}
+	pcfg := proxy.Config{Listen: o.sip, Advertise: o.advertise, Domain: o.domain, KeepaliveInterval: o.keepalive, KeepaliveMaxFailures: 3,
+		NoCallTracking: o.untracked, Logger: log}
 	if o.vipAddr != "" {
 		pfx, err := netip.ParsePrefix(o.vipAddr)
 		if err != nil {

@@ -35,7 +35,7 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("-h: %v\n%s", err, out)
 	}
 	for _, want := range []string{"Usage: registrar", "-id b -sip 127.0.0.1:5061", "-peers a=127.0.0.1:7946,c=127.0.0.1:7948",
-		"-cdr-url", "-cps", "-vip", "-iface", "-secret", "-http", "-data"} {
+		"-cdr-url", "-cps", "-vip", "-iface", "-secret", "-http", "-data", "-no-call-tracking"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out)
 		}
@@ -43,6 +43,11 @@ func TestHelp(t *testing.T) {
 	out, err = exec.Command(bin, "-id", "a").CombinedOutput()
 	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "required") {
 		t.Errorf("missing flags: exit %d, %s", code, out)
+	}
+	out, err = exec.Command(bin, "-id", "a", "-cluster", "127.0.0.1:1", "-data", t.TempDir(), "-insecure",
+		"-no-call-tracking", "-cps", "10").CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "-no-call-tracking leaves nothing") {
+		t.Errorf("-no-call-tracking with -cps: exit %d, %s", code, out)
 	}
 	out, err = exec.Command(bin, "-id", "a", "-cluster", "127.0.0.1:1", "-data", t.TempDir(), "-insecure",
 		"-peers", "b=nohostport").CombinedOutput()
@@ -74,6 +79,14 @@ var readyLine = regexp.MustCompile(`^registrar (\S+) ready: sip (\S+) \(udp\+tcp
 // startProc starts the binary and waits for its ready line.
 func startProc(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
+	p := launch(t, bin, args...)
+	p.waitReady(t)
+	return p
+}
+
+// launch starts the binary; it is killed when the test ends.
+func launch(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), lines: make(chan string, 16)}
 	p.cmd.Env = append(os.Environ(), "SIPHA_SECRET=registrar-test-secret-0123")
 	out, err := p.cmd.StdoutPipe()
@@ -95,6 +108,12 @@ func startProc(t *testing.T, bin string, args ...string) *proc {
 			p.lines <- sc.Text()
 		}
 	}()
+	return p
+}
+
+// waitReady waits for the ready line and reads the bound addresses off it.
+func (p *proc) waitReady(t *testing.T) {
+	t.Helper()
 	select {
 	case l := <-p.lines:
 		m := readyLine.FindStringSubmatch(l)
@@ -105,7 +124,6 @@ func startProc(t *testing.T, bin string, args ...string) *proc {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no ready line within 20 s")
 	}
-	return p
 }
 
 // stop sends sig and waits for the "stopped" line and a zero exit.

@@ -24,7 +24,9 @@ func (p *Proxy) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	p.m.invites.Add(1)
-	p.m.cpsAllowed.Add(1)
+	if !p.cfg.NoCallTracking { // else no limiter ran
+		p.m.cpsAllowed.Add(1)
+	}
 	aor, err := p.aorOf(&req.Recipient)
 	if err != nil {
 		p.m.badRequests.Add(1)
@@ -42,7 +44,7 @@ func (p *Proxy) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		return
 	}
-	id, err := p.b.Dialogs.Invite(req)
+	id, err := p.calls.Invite(req)
 	switch {
 	case errors.Is(err, dialog.ErrEnded):
 		p.respond(tx, req, 481, "Call/Transaction Does Not Exist")
@@ -52,15 +54,15 @@ func (p *Proxy) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		p.respond(tx, req, 400, "Malformed Dialog Headers")
 		return
 	}
-	p.b.Dialogs.AddProfile(id, ProfileAll, "")
-	p.b.Dialogs.AddProfile(id, ProfileCallerDomain, req.From().Address.Host)
+	p.calls.AddProfile(id, ProfileAll, "")
+	p.calls.AddProfile(id, ProfileCallerDomain, req.From().Address.Host)
 
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.InviteTimeout)
 	defer cancel()
 	cancelled := make(chan struct{})
 	var once sync.Once
 	tx.OnCancel(func(c *sip.Request) {
-		p.b.Dialogs.Request(c)
+		p.calls.Request(c)
 		once.Do(func() { close(cancelled) })
 	})
 	code, reason := 480, "Temporarily Unavailable"
@@ -76,7 +78,7 @@ func (p *Proxy) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			break
 		}
 	}
-	p.b.Dialogs.Reject(id, code)
+	p.calls.Reject(id, code)
 	p.respond(tx, req, code, reason)
 }
 
@@ -100,7 +102,7 @@ func (p *Proxy) relayInvite(ctx context.Context, tx sip.ServerTransaction, fwd *
 				continue
 			}
 			sent = true
-			p.b.Dialogs.Response(res)
+			p.calls.Response(res)
 			res.RemoveHeader("Via")
 			if err := tx.Respond(res); err != nil {
 				p.log.Debug("proxy: relaying response", "code", res.StatusCode, "err", err)
@@ -128,8 +130,10 @@ func (p *Proxy) relayInvite(ctx context.Context, tx sip.ServerTransaction, fwd *
 }
 
 // sendCancel cancels a forwarded INVITE (RFC 3261 §9.1): same Request-URI,
-// top Via (branch), Route, From, To, Call-ID and CSeq number. Its response
-// is awaited in the background so the handler is not held up.
+// top Via (branch), Route, From, To, Call-ID and CSeq number. It is sent
+// here, from the handler, so Close finds it sent before the listening
+// socket closes; its response is awaited in the background so the handler
+// is not held up. A proxy that is closing sends it once and waits no more.
 func (p *Proxy) sendCancel(inv *sip.Request) {
 	c := sip.NewRequest(sip.CANCEL, inv.Recipient)
 	c.AppendHeader(sip.HeaderClone(inv.Via()))
@@ -144,16 +148,17 @@ func (p *Proxy) sendCancel(inv *sip.Request) {
 	c.AppendHeader(&mf)
 	c.SetTransport(inv.Transport())
 	c.SetDestination(inv.Destination())
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	ctl, err := p.cli.TransactionRequest(ctx, c)
+	if err != nil {
+		cancel()
+		p.log.Debug("proxy: sending CANCEL", "err", err)
+		return
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 		defer cancel()
-		ctl, err := p.cli.TransactionRequest(ctx, c)
-		if err != nil {
-			p.log.Debug("proxy: sending CANCEL", "err", err)
-			return
-		}
 		defer ctl.Terminate()
 		select {
 		case <-ctl.Responses():

@@ -80,13 +80,18 @@ type Config struct {
 	// binding after that many keepalives in a row went unanswered; 0 never.
 	KeepaliveInterval    time.Duration
 	KeepaliveMaxFailures int
-	Logger               *slog.Logger
+	// NoCallTracking forwards calls without telling the dialog tracker
+	// (no profiles, no CDRs, no dialog timers) and without the CPS
+	// limiter: the baseline regbench -calls measures tracking against.
+	NoCallTracking bool
+	Logger         *slog.Logger
 }
 
 // Proxy is a record-routing stateful SIP proxy and registrar over sipha's
 // blocks. See the package documentation.
 type Proxy struct {
 	b      Blocks
+	calls  callTracker // b.Dialogs, or untracked
 	cfg    Config
 	log    *slog.Logger
 	ua     *sipgo.UserAgent
@@ -127,7 +132,10 @@ func New(b Blocks, cfg Config) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Proxy{b: b, cfg: cfg, log: cfg.Logger, ua: cfg.UA, self: map[string]bool{}}
+	p := &Proxy{b: b, calls: b.Dialogs, cfg: cfg, log: cfg.Logger, ua: cfg.UA, self: map[string]bool{}}
+	if cfg.NoCallTracking {
+		p.calls = untracked{}
+	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	var err error
 	if p.udp, p.tcp, err = listenBoth(cfg.Listen); err != nil {
@@ -177,7 +185,11 @@ func New(b Blocks, cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p.srv.OnRegister(p.guard(b.Registrar.Handle))
-	p.srv.OnInvite(p.guard(limit(p.onInvite)))
+	if cfg.NoCallTracking {
+		p.srv.OnInvite(p.guard(p.onInvite))
+	} else {
+		p.srv.OnInvite(p.guard(limit(p.onInvite)))
+	}
 	p.srv.OnAck(p.onAck)
 	p.srv.OnCancel(p.guard(p.onCancel))
 	p.srv.OnOptions(p.guard(p.onOptions))
@@ -299,9 +311,10 @@ func (p *Proxy) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// Close stops serving: the listeners close, in-flight transactions give up,
-// every goroutine the proxy started is waited for, and a UA it made is
-// closed. The blocks stay up (Stack closes them). It is idempotent.
+// Close stops serving: new requests get 503, in-flight transactions give
+// up (a forwarded INVITE is cancelled), the listeners close, every
+// goroutine the proxy started is waited for, and a UA it made is closed.
+// The blocks stay up (Stack closes them). It is idempotent.
 func (p *Proxy) Close() error {
 	p.once.Do(func() {
 		p.mu.Lock()
@@ -314,13 +327,19 @@ func (p *Proxy) Close() error {
 		if p.pinger != nil {
 			p.pinger.Close()
 		}
+		// The handlers end first, while the listening socket still
+		// sends their CANCELs from the address the callee knows.
+		p.hwg.Wait()
 		p.udp.Close()
 		p.tcp.Close()
-		p.hwg.Wait()
+		// Then the CANCEL senders and serve loops, before the UA: a
+		// request sipgo sends once its listener is gone goes out on a
+		// socket it opens, which only closing the UA closes again. One
+		// opened after that would be read by a goroutine for ever.
+		p.wg.Wait()
 		if p.ownUA {
 			p.ua.Close()
 		}
-		p.wg.Wait()
 	})
 	return nil
 }

@@ -58,7 +58,7 @@ func (p *Proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if r := req.Route(); r == nil || !p.isSelf(&r.Address) {
 		return
 	}
-	p.b.Dialogs.Request(req)
+	p.calls.Request(req)
 	fwd, ok := p.routed(req)
 	if !ok || (fwd.Route() == nil && !isIP(fwd.Recipient.Host)) {
 		return // never resolve a name for an ACK (see onRouted)
@@ -75,7 +75,7 @@ func (p *Proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
 // like an INVITE, without a dialog.
 func (p *Proxy) onRouted(req *sip.Request, tx sip.ServerTransaction) {
 	if req.Method != sip.INVITE {
-		p.b.Dialogs.Request(req) // BYE ends the dialog here, whoever sent it
+		p.calls.Request(req) // BYE ends the dialog here, whoever sent it
 	}
 	fwd, ok := p.routed(req)
 	if !ok {
@@ -149,9 +149,15 @@ func (p *Proxy) ForwardStray(res *sip.Response) {
 	// each response on its own goroutine, so a 180 may also come in after
 	// the 200 that ended the transaction: passing it on would reach the
 	// caller after the answer.
-	if v == nil || cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() || p.isClosed() {
+	if v == nil || cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() {
 		return
 	}
+	// Counted as a handler, so Close waits for it: a write after the UA
+	// closed would open a socket nothing closes.
+	if !p.enter() {
+		return
+	}
+	defer p.hwg.Done()
 	port := v.Port
 	if port == 0 {
 		port = int(sip.DefaultPort(v.Transport))
