@@ -141,6 +141,11 @@ func TestKamailioConfig(t *testing.T) {
 // driven by sipp; both sustain it and the pair replicates every binding.
 func TestRunKamailio(t *testing.T) {
 	needs(t, "kamailio", "kamcmd", "sipp")
+	// The run's working directories go under this test's own, so the
+	// leak check below sees only the kamailio processes this run started
+	// (another job on the host may run kamailio too).
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	var out, log bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -153,10 +158,11 @@ func TestRunKamailio(t *testing.T) {
 			t.Errorf("no %q in the report", want)
 		}
 	}
-	// Zombies wait for init to reap them; anything else is a leak.
-	out2, _ := exec.Command("ps", "-C", "kamailio", "-o", "stat=").Output()
-	for _, st := range strings.Fields(string(out2)) {
-		if !strings.HasPrefix(st, "Z") {
+	// Zombies wait for init to reap them; anything else of this run is a
+	// leak.
+	out2, _ := exec.Command("ps", "-C", "kamailio", "-o", "stat=,args=").Output()
+	for _, line := range strings.Split(string(out2), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && !strings.HasPrefix(f[0], "Z") && strings.Contains(line, tmp) {
 			t.Errorf("kamailio processes left running:\n%s", out2)
 			break
 		}

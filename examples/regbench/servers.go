@@ -103,7 +103,7 @@ func start(cmd *exec.Cmd, log string) error {
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	err = cmd.Start()
 	f.Close()
 	return err
