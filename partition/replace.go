@@ -158,7 +158,7 @@ func (r *replacer) settle() ([]Member, string, bool) {
 // ms. It reports false when it stopped early: closed, or the membership
 // changed again.
 func (r *replacer) pass(ms []Member, sig string) bool {
-	p := r.p
+	p, start := r.p, time.Now()
 	self := p.m.LocalID()
 	down := make(map[cluster.NodeID]bool, len(ms))
 	member := make(map[cluster.NodeID]bool, len(ms))
@@ -228,6 +228,8 @@ func (r *replacer) pass(ms []Member, sig string) bool {
 			p.cfg.Logger.Warn("partition: re-place sticky key", "key", key, "err", err)
 		}
 	}
+	p.cfg.Logger.Info("partition: re-placed sticky keys over the new membership",
+		"members", len(ms), "keys", len(written), "took", time.Since(start))
 	// Completed. A list written here may still land after a newer
 	// membership's: write the keys again next time, unless this node was
 	// only finishing a previous pass's work.

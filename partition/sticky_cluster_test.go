@@ -105,7 +105,7 @@ func TestStickyFollowsMembership(t *testing.T) {
 // waitLists waits until the committed membership seen by node id has n
 // members and every key's committed candidates are its ranking over them,
 // and returns those rankings.
-func (f *farm) waitLists(t *testing.T, id cluster.NodeID, keys []string, n int) map[string][]cluster.NodeID {
+func (f *farm) waitLists(t testing.TB, id cluster.NodeID, keys []string, n int) map[string][]cluster.NodeID {
 	t.Helper()
 	node := f.c.Node(id)
 	var ranks map[string][]cluster.NodeID
@@ -149,7 +149,7 @@ func listsMatch(node *raftowner.Node, keys []string, n int) (map[string][]cluste
 // sameClaims checks that every key but the skipped ones is held by the
 // node and at the epoch it was at in was: it did not move, nor was it
 // released and given back.
-func (f *farm) sameClaims(t *testing.T, after string, keys []string, was map[string]ownership.Claim, skip func(string) bool) {
+func (f *farm) sameClaims(t testing.TB, after string, keys []string, was map[string]ownership.Claim, skip func(string) bool) {
 	t.Helper()
 	for _, k := range keys {
 		if skip != nil && skip(k) {
