@@ -53,7 +53,7 @@ type replacer struct {
 
 	// Touched only by run.
 	sig     string          // membership the keys were last placed over
-	carried map[string]bool // written in an aborted pass: write again
+	carried map[string]bool // lists this node wrote that may land late: write again
 
 	passes, aborted, ensures, failures atomic.Uint64
 }
