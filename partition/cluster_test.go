@@ -21,7 +21,7 @@ const wait = 15 * time.Second
 
 // farm is a test cluster with a Partitioner on every running node.
 type farm struct {
-	t     *testing.T
+	t     testing.TB
 	cfg   partition.Config
 	c     *ownershiptest.Cluster
 	log   *farmLog
@@ -44,7 +44,7 @@ const (
 	farmRaft     = 500 * time.Millisecond
 )
 
-func newFarm(t *testing.T, cfg partition.Config, tune func(*raftowner.Config), nodes []cluster.NodeID, spares ...cluster.NodeID) *farm {
+func newFarm(t testing.TB, cfg partition.Config, tune func(*raftowner.Config), nodes []cluster.NodeID, spares ...cluster.NodeID) *farm {
 	roles := map[cluster.NodeID]raftowner.Role{}
 	for _, s := range spares {
 		roles[s] = raftowner.RoleSpare

@@ -38,7 +38,13 @@
 // moves it to the next candidate (the spare first) when the owner fails,
 // and back after the hold-down ([FailbackPreferred], the default) or not
 // at all ([FailbackSticky]: the spare keeps it, the returning node stands
-// by). [Partitioner.Watch] reports the keys this
+// by). Sticky keys carry their candidate list explicitly, so when the
+// committed membership changes (a node joins or leaves, a role or weight
+// changes; health does not count) the Partitioners re-place them: each
+// node re-ensures the keys it owns or whose new ranking names it first, so
+// a node that joined becomes a standby of existing keys and a removed one
+// leaves their lists, and no key whose owner is alive and still a member
+// moves. [Partitioner.Watch] reports the keys this
 // node gained and lost (start or stop serving a tenant's conferences and
 // queues); [Partitioner.Held] is the authority to act, with the epoch as
 // fencing token.

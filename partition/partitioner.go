@@ -65,9 +65,11 @@ const (
 	// healthy (ownership.Sticky, keepalived's nopreempt): the spare keeps a
 	// failed node's keys and the returning node stands by, so a tenant
 	// moves once per failure instead of twice. Its candidates are the
-	// ranking computed when Add is called, over the membership of that
-	// moment; call Add again to re-place a key after the membership
-	// changed.
+	// key's ranking over the committed membership: computed at Add, and
+	// recomputed when the membership changes (nodes joining or leaving,
+	// roles, weights; not health) when the manager is an
+	// ownership.MemberLister, without moving any key whose owner is alive
+	// and still a member. See Config.ReplaceDelay.
 	FailbackSticky
 )
 
@@ -96,6 +98,15 @@ type Config struct {
 	// keys move back to it (FailbackPreferred); zero means the ownership
 	// layer's default.
 	HoldDown time.Duration
+	// ReplaceDelay is how long the committed membership must stay the
+	// same before FailbackSticky keys are re-placed over it, so that
+	// changes in quick succession (a join, then the weight the new node
+	// registers) make one pass. Zero means 1 s.
+	ReplaceDelay time.Duration
+	// ManualReplace turns the re-placement of FailbackSticky keys off:
+	// their candidates stay the ranking computed at Add until Add is
+	// called again.
+	ManualReplace bool
 	// Logger; default discards.
 	Logger *slog.Logger
 }
@@ -105,8 +116,8 @@ func (c Config) Validate() error {
 	if err := c.Options.Validate(); err != nil {
 		return err
 	}
-	if c.HoldDown < 0 {
-		return fmt.Errorf("%w: negative HoldDown", ErrBadConfig)
+	if c.HoldDown < 0 || c.ReplaceDelay < 0 {
+		return fmt.Errorf("%w: negative HoldDown or ReplaceDelay", ErrBadConfig)
 	}
 	if c.Failback > FailbackSticky {
 		return fmt.Errorf("%w: unknown %v", ErrBadConfig, c.Failback)
@@ -125,6 +136,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ReplaceDelay == 0 {
+		c.ReplaceDelay = time.Second
 	}
 	return c
 }
@@ -149,12 +163,16 @@ type Partitioner struct {
 	closed  bool
 
 	stopWatch func()
+	replacer  *replacer // FailbackSticky over a MemberLister; else nil
 	closeOnce sync.Once
 }
 
 // New watches m for the configured kind's resources. src supplies the roles
 // and weights of the committed membership; nil means [Committed] of m, which
-// needs m to be an [ownership.MemberLister].
+// needs m to be an [ownership.MemberLister]. With FailbackSticky and a
+// manager that is a MemberLister it also watches the membership and
+// re-places the committed keys when it changes; every node that may own
+// keys must then run a Partitioner of this kind with the same Config.
 func New(m ownership.Manager, src MemberSource, cfg Config) (*Partitioner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -173,6 +191,9 @@ func New(m ownership.Manager, src MemberSource, cfg Config) (*Partitioner, error
 	p := &Partitioner{m: m, src: src, cfg: cfg, prefix: cfg.Kind + "/",
 		keys: map[string]ownership.Claim{}, held: map[string]bool{}, subs: map[*subscriber]struct{}{}}
 	p.stopWatch = m.Watch(p.prefix, p.onEvent)
+	if ml, ok := m.(ownership.MemberLister); ok && cfg.Failback == FailbackSticky && !cfg.ManualReplace {
+		p.replacer = startReplacer(p, ml)
+	}
 	return p, nil
 }
 
@@ -207,6 +228,15 @@ func (p *Partitioner) Add(ctx context.Context, key string) error {
 		return p.m.Ensure(ctx, ownership.Spec{Name: res, Policy: ownership.Sticky, Candidates: cands})
 	}
 	return p.m.Ensure(ctx, ownership.Spec{Name: res, Policy: ownership.Placed, HoldDown: p.cfg.HoldDown, Place: p.place})
+}
+
+// ReplaceStats reports the re-placement of FailbackSticky keys on this
+// node; zero when it does not run.
+func (p *Partitioner) ReplaceStats() ReplaceStats {
+	if p.replacer == nil {
+		return ReplaceStats{}
+	}
+	return p.replacer.stats()
 }
 
 // Remove unregisters key; its holder gets Lost.
@@ -280,6 +310,9 @@ func (p *Partitioner) onEvent(e ownership.Event) {
 // Manager: ownership's watch stop panics once the Manager is closed.
 func (p *Partitioner) Close() error {
 	p.closeOnce.Do(func() {
+		if p.replacer != nil {
+			p.replacer.stop()
+		}
 		p.stopWatch()
 		p.mu.Lock()
 		p.closed = true

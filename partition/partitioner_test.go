@@ -89,6 +89,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	for _, cfg := range []partition.Config{
 		{Options: partition.Options{LoadFactor: 0.9}},
 		{HoldDown: -time.Second},
+		{ReplaceDelay: -time.Second},
 		{Kind: "Bad Kind"},
 		{Failback: partition.FailbackSticky + 1},
 	} {
