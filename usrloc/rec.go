@@ -31,19 +31,21 @@ const flagTombstone uint16 = 1 << 8
 // a binding costs one allocation besides its slot, and the repeated ones
 // (User-Agent, Path, socket, node) are interned IDs. Layout is tuned for the
 // heap budget per binding; see README.md.
+//
+// 72 bytes: a slot holds one beside the AOR's bytes (see slot).
 type rec struct {
 	blob    string
 	end     [nSeg]uint16
+	q       uint16
 	ua      uint32 // interned IDs; 0 = inline in blob (or empty)
 	path    uint32
 	socket  uint32
-	node    uint32
+	node    uint16 // below maxNodes
+	flags   uint16
 	expires int64 // by this node's clock, Unix ns; for a tombstone: when it is purged
 	hlc     HLC
 	cseq    uint32
 	regID   uint32
-	q       uint16
-	flags   uint16
 }
 
 func (r *rec) seg(i int) string {
@@ -102,7 +104,7 @@ func (r *rec) digest(aor string, nodes *interner) uint64 {
 	}
 	b[16] = byte(r.flags >> 8)
 	d.Write(b[:])
-	d.WriteString(nodes.str(r.node))
+	d.WriteString(nodes.str(uint32(r.node)))
 	return d.Sum64()
 }
 
@@ -120,7 +122,7 @@ func newer(a, b *rec, nodes *interner) bool {
 		return a.hlc > b.hlc
 	}
 	if a.node != b.node {
-		return nodes.str(a.node) > nodes.str(b.node)
+		return nodes.str(uint32(a.node)) > nodes.str(uint32(b.node))
 	}
 	// Same stamp from the same node: the same write. A tombstone wins so a
 	// delete is never undone by a replay of what it deleted.
