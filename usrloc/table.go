@@ -1,5 +1,7 @@
 package usrloc
 
+import "unsafe"
+
 // aorTable is one shard's AOR index: open addressing with linear probing,
 // keyed by the AOR's 64-bit xxhash, with the hash, the AOR's bytes (when
 // they fit) and the first binding stored inline in the slot. A lookup of a
@@ -226,13 +228,21 @@ func (t *aorTable) all(fn func(*slot) bool) {
 }
 
 // collectAORs calls add for every binding of t, head first, and sets the
-// AOR of each element add appended: substrings of one copy of the
-// table's AORs, so they outlive the shard lock for two allocations per
-// table instead of one per AOR. The shard lock must be held.
+// AOR of each element add appended to a copy that outlives the shard
+// lock. The copies share one allocation per table, sized in a first pass,
+// rather than one per AOR: a join's donor reads every table once. The
+// shard lock must be held.
 func collectAORs[T any](t *aorTable, dst []T, add func([]T, *rec) []T, setAOR func(*T, string)) []T {
-	type span struct{ from, to, end int } // dst[from:to] has AOR keys[?:end]
-	var keys []byte
-	var spans []span
+	size := 0
+	t.all(func(sl *slot) bool {
+		if sl.klen == longKey {
+			size += len(sl.more.key)
+		} else {
+			size += int(sl.klen)
+		}
+		return true
+	})
+	keys := make([]byte, 0, size)
 	t.all(func(sl *slot) bool {
 		from := len(dst)
 		dst = add(dst, &sl.head)
@@ -240,18 +250,18 @@ func collectAORs[T any](t *aorTable, dst []T, add func([]T, *rec) []T, setAOR fu
 		for i := range tail {
 			dst = add(dst, &tail[i])
 		}
-		if len(dst) > from {
-			keys = sl.appendKey(keys)
-			spans = append(spans, span{from, len(dst), len(keys)})
+		if len(dst) == from {
+			return true
+		}
+		start := len(keys)
+		keys = sl.appendKey(keys) // within cap: keys never moves
+		// The bytes of aor are written once, before it exists, and
+		// never again (the strings.Builder pattern).
+		aor := unsafe.String(&keys[start], len(keys)-start)
+		for i := from; i < len(dst); i++ {
+			setAOR(&dst[i], aor)
 		}
 		return true
 	})
-	all, start := string(keys), 0
-	for _, sp := range spans {
-		for i := sp.from; i < sp.to; i++ {
-			setAOR(&dst[i], all[start:sp.end])
-		}
-		start = sp.end
-	}
 	return dst
 }
