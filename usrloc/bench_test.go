@@ -72,6 +72,39 @@ func BenchmarkLookup1M(b *testing.B) {
 	reportBest(b, s, aors)
 }
 
+// BenchmarkLookup1MLongAOR is BenchmarkLookup1M with 49-byte AORs of an
+// IMS domain, too long to sit in a table slot.
+func BenchmarkLookup1MLongAOR(b *testing.B) {
+	s := newTestStore(b, Config{})
+	const n = 1 << 20
+	long := func(i int) Registration {
+		r := realistic(i)
+		r.AOR = fmt.Sprintf("sip:user%07d@ims.mnc001.mcc262.3gppnetwork.org", i)
+		return r
+	}
+	for i := 0; i < n; i++ {
+		if _, err := s.Register(long(i), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	aors := make([]string, 4096)
+	for i := range aors {
+		aors[i] = long(i * 251 % n).AOR
+	}
+	dst := make([]Binding, 0, 4)
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		dst = s.Lookup(aors[i&4095], dst[:0])
+		if len(dst) != 1 {
+			b.Fatal("binding missing")
+		}
+	}
+	b.StopTimer()
+	reportBest(b, s, aors)
+}
+
 // reportBest times 400 rounds of 1024 lookups and reports the fastest
 // round and the median one. On a host shared with other jobs ns/op counts
 // the time this process waited for a core; a 1024-lookup round (well under

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -32,9 +33,12 @@ const flagTombstone uint16 = 1 << 8
 // (User-Agent, Path, socket, node) are interned IDs. Layout is tuned for the
 // heap budget per binding; see README.md.
 //
-// 72 bytes: a slot holds one beside the AOR's bytes (see slot).
+// 64 bytes: a slot holds one beside the AOR's bytes (see slot).
 type rec struct {
-	blob    string
+	// blob holds the strings, end[nSeg-1] bytes; they are never written
+	// after pack. A pointer rather than a string saves the length's 8
+	// bytes, which end has already.
+	blob    *byte
 	end     [nSeg]uint16
 	q       uint16
 	ua      uint32 // interned IDs; 0 = inline in blob (or empty)
@@ -53,7 +57,10 @@ func (r *rec) seg(i int) string {
 	if i > 0 {
 		start = r.end[i-1]
 	}
-	return r.blob[start:r.end[i]]
+	if r.end[i] == start {
+		return "" // blob may be nil, and start may be its end
+	}
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(r.blob), start)), r.end[i]-start)
 }
 
 func (r *rec) tombstone() bool { return r.flags&flagTombstone != 0 }

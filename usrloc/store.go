@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/sipha/sipha/cluster"
@@ -215,7 +216,9 @@ func (s *Store) pack(f *fields, expires int64, hlc HLC, node uint32, tomb bool) 
 		buf = append(buf, x...)
 		r.end[i] = uint16(len(buf))
 	}
-	r.blob = string(buf)
+	if n > 0 {
+		r.blob = unsafe.SliceData(buf) // buf is not written again
+	}
 	return r, nil
 }
 
@@ -316,15 +319,11 @@ type aorEntry struct {
 }
 
 // key returns the AOR as a string that may outlive the shard lock (events
-// queue it): a long AOR's own string, else a copy made once per write.
+// queue it): a long AOR's own copy, else a copy made once per write.
 // Only writes that have watchers pay for it.
 func (e *aorEntry) key() string {
 	if e.dur == "" {
-		if e.more != nil && e.more.key != "" {
-			e.dur = e.more.key
-		} else {
-			e.dur = strings.Clone(e.aor)
-		}
+		e.dur = strings.Clone(e.aor)
 	}
 	return e.dur
 }
@@ -350,7 +349,7 @@ func entry(sh *shard, h uint64, aor string, buf *[entryBuf]rec) (aorEntry, []rec
 	}
 	recs = append(recs, sl.head)
 	recs = append(recs, tail...)
-	return aorEntry{hash: h, aor: aor, more: sl.more}, recs
+	return aorEntry{hash: h, aor: aor, more: sl.more, dur: sl.longKey()}, recs
 }
 
 // store saves recs as e's bindings, deleting e when there are none. The
@@ -362,13 +361,9 @@ func (sh *shard) store(e *aorEntry, recs []rec) {
 		sh.aors.remove(e.hash, e.aor)
 		return
 	}
-	long := len(e.aor) > slotKeyMax
 	more := e.more
-	if more == nil && (long || len(recs) > 1) {
+	if more == nil && len(recs) > 1 {
 		more = &slotMore{}
-		if long {
-			more.key = e.key()
-		}
 	}
 	if n := len(recs) - 1; n > 0 {
 		tail := more.tail
@@ -379,13 +374,14 @@ func (sh *shard) store(e *aorEntry, recs []rec) {
 		tail = tail[:n]
 		copy(tail, recs[1:])
 		more.tail = tail
-	} else if more != nil {
-		more.tail = nil
-		if !long {
-			more = nil
-		}
+	} else {
+		more = nil
 	}
-	sh.aors.set(e.hash, e.aor, recs[0], more)
+	long := ""
+	if len(e.aor) > slotKeyMax {
+		long = e.key()
+	}
+	sh.aors.set(e.hash, e.aor, recs[0], more, long)
 }
 
 // reserve prepares bucket b for n AORs (see aorTable.reserve).

@@ -1,6 +1,9 @@
 package usrloc
 
-import "unsafe"
+import (
+	"encoding/binary"
+	"unsafe"
+)
 
 // aorTable is one shard's AOR index: open addressing with linear probing,
 // keyed by the AOR's 64-bit xxhash, with the hash, the AOR's bytes (when
@@ -19,19 +22,22 @@ type aorTable struct {
 	n     int
 }
 
-// slotKeyMax is the longest AOR kept inline; longer ones live in
-// slotMore.key. Realistic AORs ("sip:user0000001@voip.example.com") are
+// slotKeyMax is the longest AOR kept inline; longer ones are a copy of
+// their own behind slot.long. Realistic AORs ("sip:user0000001@voip.example.com") are
 // about 30 bytes; E.164 ones with a carrier's domain about 40.
 const slotKeyMax = 43
 
-// longKey in slot.klen marks an AOR kept in slotMore.key.
+// longKey in slot.klen marks an AOR kept behind slot.long; its length is
+// in kbuf's first four bytes.
 const longKey = 0xff
 
 // slot holds one AOR: its bytes and first binding inline and the rest
 // behind more. Most AORs are short and hold one binding, so a lookup needs
 // no read beyond the slot, and the table holds no pointer but the
 // binding's blob: one heap object per binding for the collector to mark.
-// 128 bytes, so a slot never straddles more than two cache lines.
+// A longer AOR costs one read more (its bytes), as every AOR did when the
+// table held strings. 128 bytes, so a slot never straddles more than two
+// cache lines.
 //
 // Readers see the AOR only as bytes in the table; a string that must
 // outlive the shard lock (events, sync chunks) is copied out (aorEntry.key,
@@ -42,13 +48,13 @@ type slot struct {
 	kbuf [slotKeyMax]byte
 	head rec
 	more *slotMore
+	long *byte // a long AOR's bytes, never written after set; else nil
 }
 
-// slotMore holds what does not fit a slot: a long AOR, and the bindings
-// after the first. Writers reuse it in place: readers copy under the read
-// lock, so none can hold it across a write.
+// slotMore holds the bindings after the first. Writers reuse it in
+// place: readers copy under the read lock, so none can hold it across a
+// write.
 type slotMore struct {
-	key  string // the AOR when longer than slotKeyMax, else ""
 	tail []rec
 }
 
@@ -66,15 +72,32 @@ func (sl *slot) is(hi uint32, key string) bool {
 		return false
 	}
 	if sl.klen == longKey {
-		return sl.more.key == key
+		return sl.longKey() == key
 	}
 	return int(sl.klen) == len(key) && string(sl.kbuf[:sl.klen]) == key
+}
+
+// longKey returns a long AOR: a string that outlives the shard lock. It
+// is "" for a short one.
+func (sl *slot) longKey() string {
+	if sl.klen != longKey {
+		return ""
+	}
+	return unsafe.String(sl.long, binary.LittleEndian.Uint32(sl.kbuf[:4]))
+}
+
+// keyLen is the length of sl's AOR.
+func (sl *slot) keyLen() int {
+	if sl.klen == longKey {
+		return int(binary.LittleEndian.Uint32(sl.kbuf[:4]))
+	}
+	return int(sl.klen)
 }
 
 // appendKey appends sl's AOR to dst.
 func (sl *slot) appendKey(dst []byte) []byte {
 	if sl.klen == longKey {
-		return append(dst, sl.more.key...)
+		return append(dst, sl.longKey()...)
 	}
 	return append(dst, sl.kbuf[:sl.klen]...)
 }
@@ -131,8 +154,9 @@ func (t *aorTable) matchHash(h uint64, fn func(*slot) bool) {
 }
 
 // set stores head and more as key's (hash h) bindings, adding the AOR if
-// it is new. For a key longer than slotKeyMax, more.key must hold it.
-func (t *aorTable) set(h uint64, key string, head rec, more *slotMore) {
+// it is new. For a key longer than slotKeyMax, long is a copy of it that
+// is never written.
+func (t *aorTable) set(h uint64, key string, head rec, more *slotMore, long string) {
 	hi := hashHi(h)
 	if i := t.index(hi, key); i >= 0 {
 		t.slots[i].head, t.slots[i].more = head, more
@@ -151,6 +175,8 @@ func (t *aorTable) set(h uint64, key string, head rec, more *slotMore) {
 	sl.hi, sl.head, sl.more = hi, head, more
 	if len(key) > slotKeyMax {
 		sl.klen = longKey
+		sl.long = unsafe.StringData(long)
+		binary.LittleEndian.PutUint32(sl.kbuf[:4], uint32(len(long)))
 	} else {
 		sl.klen = uint8(copy(sl.kbuf[:], key))
 	}
@@ -235,11 +261,7 @@ func (t *aorTable) all(fn func(*slot) bool) {
 func collectAORs[T any](t *aorTable, dst []T, add func([]T, *rec) []T, setAOR func(*T, string)) []T {
 	size := 0
 	t.all(func(sl *slot) bool {
-		if sl.klen == longKey {
-			size += len(sl.more.key)
-		} else {
-			size += int(sl.klen)
-		}
+		size += sl.keyLen()
 		return true
 	})
 	keys := make([]byte, 0, size)

@@ -17,6 +17,9 @@ func TestSlotSize(t *testing.T) {
 	if n := unsafe.Sizeof(sl); n != 128 {
 		t.Fatalf("slot is %d bytes, want 128 (rec %d)", n, unsafe.Sizeof(sl.head))
 	}
+	if n := unsafe.Sizeof(sl.head); n != 64 {
+		t.Fatalf("rec is %d bytes, want 64", n)
+	}
 	if end := unsafe.Offsetof(sl.kbuf) + slotKeyMax; end > 64 {
 		t.Fatalf("the AOR's bytes end at byte %d of the slot, past the first line", end)
 	}
@@ -93,11 +96,11 @@ func TestTableMatchesMap(t *testing.T) {
 
 // setKey stores head as key's only binding, as shard.store does.
 func setKey(t *aorTable, h uint64, key string, head rec) {
-	var more *slotMore
+	long := ""
 	if len(key) > slotKeyMax {
-		more = &slotMore{key: key}
+		long = strings.Clone(key)
 	}
-	t.set(h, key, head, more)
+	t.set(h, key, head, nil, long)
 }
 
 // TestShardLayout: a shard is 128 bytes and the shards start the Store, so
