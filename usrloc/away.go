@@ -84,11 +84,11 @@ func (s *Store) prune(before HLC, seen map[seenKey]struct{}) int {
 		var victims []string
 		sh.aors.all(func(sl *slot) bool {
 			stale := sl.head.hlc < before
-			for i := range sl.tail {
-				stale = stale || sl.tail[i].hlc < before
+			for _, r := range sl.tail() {
+				stale = stale || r.hlc < before
 			}
 			if stale {
-				victims = append(victims, sl.key)
+				victims = append(victims, string(sl.appendKey(nil)))
 			}
 			return true
 		})
@@ -96,13 +96,14 @@ func (s *Store) prune(before HLC, seen map[seenKey]struct{}) int {
 			ah := bucketHash(aor)
 			var buf [entryBuf]rec
 			ent, recs := entry(sh, ah, aor, &buf)
+			ent.dur = aor // a copy already
 			for i := 0; i < len(recs); {
 				r := &recs[i]
 				if _, ok := seen[seenKey{ah, r.keyHash()}]; ok || r.hlc >= before {
 					i++
 					continue
 				}
-				recs, evs = s.removeAt(sh, ent.key, recs, i, Removed, evs)
+				recs, evs = s.removeAt(sh, &ent, recs, i, Removed, evs)
 				n++
 			}
 			sh.store(&ent, recs)
@@ -126,8 +127,9 @@ func (s *Store) holds(w *wireRec) bool {
 	if sl.head.keyHash() == kh {
 		return true
 	}
-	for i := range sl.tail {
-		if sl.tail[i].keyHash() == kh {
+	tail := sl.tail()
+	for i := range tail {
+		if tail[i].keyHash() == kh {
 			return true
 		}
 	}

@@ -50,13 +50,29 @@ func heapInUse() uint64 {
 
 // BenchmarkLookup1M: Lookup of a random AOR among 1M, appending into a
 // reused slice.
-func BenchmarkLookup1M(b *testing.B) {
+func BenchmarkLookup1M(b *testing.B) { benchLookup1M(b, realistic) }
+
+// BenchmarkLookup1MLongAOR is BenchmarkLookup1M with 49-byte AORs of an
+// IMS domain, too long to sit in a table slot.
+func BenchmarkLookup1MLongAOR(b *testing.B) {
+	benchLookup1M(b, func(i int) Registration {
+		r := realistic(i)
+		r.AOR = fmt.Sprintf("sip:user%07d@ims.mnc001.mcc262.3gppnetwork.org", i)
+		return r
+	})
+}
+
+func benchLookup1M(b *testing.B, binding func(int) Registration) {
 	s := newTestStore(b, Config{})
 	const n = 1 << 20
-	fill(b, s, n)
+	for i := 0; i < n; i++ {
+		if _, err := s.Register(binding(i), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 	aors := make([]string, 4096)
 	for i := range aors {
-		aors[i] = realistic(i * 251 % n).AOR
+		aors[i] = binding(i * 251 % n).AOR
 	}
 	dst := make([]Binding, 0, 4)
 	runtime.GC() // do not bill the fill's garbage to the lookups
@@ -122,11 +138,14 @@ var aorCache = func() []string {
 
 func realisticAOR(i int) string { return aorCache[i&4095] }
 
-// BenchmarkHeapPerBinding reports the heap bytes one binding costs in a
-// store of 1M realistic bindings, measured with runtime.MemStats after GC.
+// BenchmarkHeapPerBinding reports the heap bytes and heap objects one
+// binding costs in a store of 1M realistic bindings, measured with
+// runtime.MemStats after GC, and how long a forced full collection of
+// that heap takes (gc-ms): what every mark phase pays for the store.
 func BenchmarkHeapPerBinding(b *testing.B) {
 	for range b.N {
 		before := heapInUse()
+		objs := heapObjects()
 		s, err := New(Config{Logger: clustertest.Logger(b)})
 		if err != nil {
 			b.Fatal(err)
@@ -135,9 +154,19 @@ func BenchmarkHeapPerBinding(b *testing.B) {
 		fill(b, s, n)
 		after := heapInUse()
 		b.ReportMetric(float64(after-before)/n, "heapB/binding")
+		b.ReportMetric(float64(heapObjects()-objs)/n, "objects/binding")
+		start := time.Now()
+		runtime.GC()
+		b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "gc-ms")
 		runtime.KeepAlive(s)
 		s.Close()
 	}
+}
+
+func heapObjects() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapObjects
 }
 
 // BenchmarkRegister: a REGISTER refresh of an existing binding.

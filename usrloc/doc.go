@@ -13,7 +13,8 @@
 //	defer st.Close()
 //	buf = st.Lookup("sip:alice@example.com", buf[:0]) // best first: q, then newest
 //
-// Each binding is packed into one string blob plus a small fixed record;
+// Each binding is packed into one string blob plus a small fixed record,
+// kept with the AOR's bytes in the shard's table when the AOR is short;
 // repeated strings (User-Agent, Path, socket, node) are interned. Expiry is
 // driven by per-shard min-heaps, not by scanning. [Store.Watch] delivers
 // changes of one AOR or of all.

@@ -5,10 +5,16 @@ import "time"
 // expEntry schedules a check of one binding at its expiry. Entries are not
 // removed when a binding is refreshed: the check finds the binding's expiry
 // moved and skips it (lazy deletion), which keeps writes O(log n).
+//
+// An entry names its AOR by hash, not by string: the heap holds no
+// pointer for the collector to follow, and the AOR is not kept twice. A
+// hash shared by two AORs can only make a check remove a binding of the
+// other AOR whose deadline and binding key are equal, and due: it would
+// be removed at this tick anyway.
 type expEntry struct {
-	at  int64
-	kh  uint64
-	aor string // the map's copy
+	at int64
+	kh uint64 // the binding's keyHash
+	h  uint64 // the AOR's hash
 }
 
 // expHeap is a binary min-heap by deadline. It is written out rather than
@@ -85,20 +91,28 @@ func (s *Store) expireDue(now int64) {
 		sh.mu.Lock()
 		for len(sh.exp) > 0 && sh.exp[0].at <= now {
 			e := sh.exp.pop()
-			h := bucketHash(e.aor)
-			if sh.aors.find(h, e.aor) == nil {
-				continue
-			}
-			var buf [entryBuf]rec
-			ent, recs := entry(sh, h, e.aor, &buf)
-			for j := range recs {
-				r := &recs[j]
-				if r.expires != e.at || r.keyHash() != e.kh {
-					continue
+			// Most entries are stale (the binding was refreshed): find
+			// the due binding before copying its AOR out of the table.
+			for {
+				var aor string
+				sh.aors.matchHash(e.h, func(sl *slot) bool {
+					if dueIndex(&sl.head, sl.tail(), &e) < 0 {
+						return true
+					}
+					aor = string(sl.appendKey(nil))
+					return false
+				})
+				if aor == "" {
+					break
 				}
-				recs, evs = s.removeAt(sh, ent.key, recs, j, Expired, evs)
+				var buf [entryBuf]rec
+				// The slot's own hash: it may be another AOR's that
+				// shares the high half.
+				ent, recs := entry(sh, bucketHash(aor), aor, &buf)
+				ent.dur = aor // a copy already
+				j := dueIndex(&recs[0], recs[1:], &e)
+				recs, evs = s.removeAt(sh, &ent, recs, j, Expired, evs)
 				sh.store(&ent, recs)
-				break
 			}
 		}
 		if len(sh.exp) > 0 {
@@ -111,4 +125,19 @@ func (s *Store) expireDue(now int64) {
 		evs = evs[:0]
 		sh.mu.Unlock()
 	}
+}
+
+// dueIndex returns the index of the binding e was scheduled for among
+// head and tail (0 is head), or -1.
+func dueIndex(head *rec, tail []rec, e *expEntry) int {
+	due := func(r *rec) bool { return r.expires == e.at && r.keyHash() == e.kh }
+	if due(head) {
+		return 0
+	}
+	for i := range tail {
+		if due(&tail[i]) {
+			return 1 + i
+		}
+	}
+	return -1
 }

@@ -40,8 +40,9 @@ func (s *Store) merge(w *wireRec) (bool, error) {
 	var ev Event
 	ev.Remote = true
 	ev.Kind = Added
+	var old *rec
 	if idx >= 0 {
-		old := &recs[idx]
+		old = &recs[idx]
 		if !newer(&r, old, s.nodes) {
 			return false, nil
 		}
@@ -50,21 +51,26 @@ func (s *Store) merge(w *wireRec) (bool, error) {
 			ev.Kind = 0
 		case r.tombstone():
 			ev.Kind = Removed
-			s.fill(&ev.Binding, ent.key, old)
 		case !old.tombstone():
 			ev.Kind = Updated
 		}
 	} else if r.tombstone() {
 		ev.Kind = 0
 	}
-	if ev.Kind != 0 && ev.Kind != Removed {
-		s.fill(&ev.Binding, ent.key, &r)
+	watch := ev.Kind != 0 && s.hasWatchers()
+	if watch {
+		// w.AOR may alias a pooled message: the event gets a copy.
+		if ev.Kind == Removed {
+			s.fill(&ev.Binding, ent.key(), old)
+		} else {
+			s.fill(&ev.Binding, ent.key(), &r)
+		}
 	}
 	// Merges do not enforce MaxContacts: the origin did, and refusing
 	// here would leave the nodes disagreeing for good.
-	recs = s.put(sh, ent.key, recs, idx, r)
+	recs = s.put(sh, &ent, recs, idx, r)
 	sh.store(&ent, recs)
-	if ev.Kind != 0 && s.hasWatchers() {
+	if watch {
 		s.emit([]Event{ev})
 	}
 	return true, nil
@@ -79,7 +85,7 @@ func (s *Store) toWire(aor string, r *rec, now int64, w *wireRec) {
 			Socket: s.pick(r.socket, r, segSocket), RegID: r.regID, CSeq: r.cseq, Q: r.q, Flags: uint8(r.flags)},
 		Remaining: time.Duration(r.expires - now),
 		HLC:       r.hlc,
-		Node:      s.nodes.str(r.node),
+		Node:      s.nodes.str(uint32(r.node)),
 		Tombstone: r.tombstone(),
 	}
 }
@@ -106,29 +112,25 @@ type bucketSum struct {
 }
 
 // appendBucket appends the versions of bucket b, tombstones included, as
-// wire records valid until the next change of the store (their strings are
-// the store's immutable ones).
+// wire records that stay valid after the shard lock (their strings are the
+// store's immutable ones and a copy of the AORs).
 func (s *Store) appendBucket(b int, dst []wireRec) []wireRec {
 	sh := &s.shards[b]
 	now := s.now().UnixNano()
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	sh.aors.all(func(sl *slot) bool {
-		dst = s.appendWire(dst, sl.key, &sl.head, now)
-		for i := range sl.tail {
-			dst = s.appendWire(dst, sl.key, &sl.tail[i], now)
-		}
-		return true
-	})
-	return dst
+	return collectAORs(&sh.aors, dst,
+		func(dst []wireRec, r *rec) []wireRec { return s.appendWire(dst, r, now) },
+		func(w *wireRec, aor string) { w.AOR = aor })
 }
 
-func (s *Store) appendWire(dst []wireRec, aor string, r *rec, now int64) []wireRec {
+// appendWire appends r as a wire record without its AOR.
+func (s *Store) appendWire(dst []wireRec, r *rec, now int64) []wireRec {
 	if r.expires <= now {
 		return dst
 	}
 	dst = append(dst, wireRec{})
-	s.toWire(aor, r, now, &dst[len(dst)-1])
+	s.toWire("", r, now, &dst[len(dst)-1])
 	return dst
 }
 
@@ -143,7 +145,7 @@ func (s *Store) dominates(w *wireRec) bool {
 		return false
 	}
 	node := s.nodes.id(w.Node)
-	r.node = node
+	r.node = uint16(node)
 	sh, h := s.shardOf(w.AOR)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
@@ -160,8 +162,9 @@ func (s *Store) dominates(w *wireRec) bool {
 	if found, ok := check(&sl.head); found {
 		return ok
 	}
-	for i := range sl.tail {
-		if found, ok := check(&sl.tail[i]); found {
+	tail := sl.tail()
+	for i := range tail {
+		if found, ok := check(&tail[i]); found {
 			return ok
 		}
 	}
@@ -174,12 +177,7 @@ func (s *Store) appendBucketBindings(b int, dst []Binding) []Binding {
 	now := s.now().UnixNano()
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	sh.aors.all(func(sl *slot) bool {
-		dst = s.appendLive(dst, sl.key, &sl.head, now)
-		for i := range sl.tail {
-			dst = s.appendLive(dst, sl.key, &sl.tail[i], now)
-		}
-		return true
-	})
-	return dst
+	return collectAORs(&sh.aors, dst,
+		func(dst []Binding, r *rec) []Binding { return s.appendLive(dst, "", r, now) },
+		func(b *Binding, aor string) { b.AOR = aor })
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -31,19 +32,24 @@ const flagTombstone uint16 = 1 << 8
 // a binding costs one allocation besides its slot, and the repeated ones
 // (User-Agent, Path, socket, node) are interned IDs. Layout is tuned for the
 // heap budget per binding; see README.md.
+//
+// 64 bytes: a slot holds one beside the AOR's bytes (see slot).
 type rec struct {
-	blob    string
+	// blob holds the strings, end[nSeg-1] bytes; they are never written
+	// after pack. A pointer rather than a string saves the length's 8
+	// bytes, which end has already.
+	blob    *byte
 	end     [nSeg]uint16
+	q       uint16
 	ua      uint32 // interned IDs; 0 = inline in blob (or empty)
 	path    uint32
 	socket  uint32
-	node    uint32
+	node    uint16 // below maxNodes
+	flags   uint16
 	expires int64 // by this node's clock, Unix ns; for a tombstone: when it is purged
 	hlc     HLC
 	cseq    uint32
 	regID   uint32
-	q       uint16
-	flags   uint16
 }
 
 func (r *rec) seg(i int) string {
@@ -51,7 +57,10 @@ func (r *rec) seg(i int) string {
 	if i > 0 {
 		start = r.end[i-1]
 	}
-	return r.blob[start:r.end[i]]
+	if r.end[i] == start {
+		return "" // blob may be nil, and start may be its end
+	}
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(r.blob), start)), r.end[i]-start)
 }
 
 func (r *rec) tombstone() bool { return r.flags&flagTombstone != 0 }
@@ -102,7 +111,7 @@ func (r *rec) digest(aor string, nodes *interner) uint64 {
 	}
 	b[16] = byte(r.flags >> 8)
 	d.Write(b[:])
-	d.WriteString(nodes.str(r.node))
+	d.WriteString(nodes.str(uint32(r.node)))
 	return d.Sum64()
 }
 
@@ -120,7 +129,7 @@ func newer(a, b *rec, nodes *interner) bool {
 		return a.hlc > b.hlc
 	}
 	if a.node != b.node {
-		return nodes.str(a.node) > nodes.str(b.node)
+		return nodes.str(uint32(a.node)) > nodes.str(uint32(b.node))
 	}
 	// Same stamp from the same node: the same write. A tombstone wins so a
 	// delete is never undone by a replay of what it deleted.

@@ -32,7 +32,8 @@ type ContactUpdate struct {
 	Flags     uint8
 }
 
-// Register applies reg and appends the AOR's bindings afterwards to dst.
+// Register applies reg and appends the AOR's bindings afterwards to dst;
+// their AOR is reg.AOR itself.
 //
 // A contact whose binding carries the same Call-ID and a higher CSeq fails
 // the whole registration with ErrCSeqOrder; one with the same Call-ID and
@@ -163,16 +164,16 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 			switch {
 			case r.tombstone():
 				ev.Kind = Removed
-				s.fill(&ev.Binding, ent.key, old)
+				s.fill(&ev.Binding, ent.key(), old)
 			case old != nil && !old.tombstone():
 				ev.Kind = Updated
 			}
 			if ev.Kind != Removed {
-				s.fill(&ev.Binding, ent.key, &r)
+				s.fill(&ev.Binding, ent.key(), &r)
 			}
 			evs = append(evs, ev)
 		}
-		recs = s.put(sh, ent.key, recs, findKey(recs, &r), r)
+		recs = s.put(sh, &ent, recs, findKey(recs, &r), r)
 		changed = append(changed, r)
 	}
 	sh.store(&ent, recs)
@@ -183,13 +184,12 @@ func (s *Store) Register(reg Registration, dst []Binding) ([]Binding, error) {
 			continue
 		}
 		dst = append(dst, Binding{})
-		s.fill(&dst[len(dst)-1], ent.key, r)
+		s.fill(&dst[len(dst)-1], reg.AOR, r)
 	}
-	aor := ent.key
 	sh.mu.Unlock()
 	if fn := s.onLocal.Load(); fn != nil {
 		for i := range changed {
-			(*fn)(aor, changed[i])
+			(*fn)(reg.AOR, changed[i])
 		}
 	}
 	return dst, nil

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/sipha/sipha/cluster"
@@ -117,6 +118,7 @@ func (s *Store) shardOf(aor string) (*shard, uint64) {
 
 // Lookup appends the live bindings of aor to dst, best first: highest q,
 // then the most recently written. It allocates only when dst must grow.
+// The bindings' AOR is aor itself; their other strings are the store's.
 //
 // It reads the clock of the expiry timer, not the system clock, so a
 // binding may show for up to Config.ExpiryResolution past its expiry, as
@@ -126,9 +128,11 @@ func (s *Store) Lookup(aor string, dst []Binding) []Binding {
 	now := s.coarse.Load()
 	sh.mu.RLock()
 	if sl := sh.aors.find(h, aor); sl != nil {
-		dst = s.appendLive(dst, sl.key, &sl.head, now)
-		for i := range sl.tail {
-			dst = s.appendLive(dst, sl.key, &sl.tail[i], now)
+		dst = s.appendLive(dst, aor, &sl.head, now)
+		if sl.more != nil {
+			for i := range sl.more.tail {
+				dst = s.appendLive(dst, aor, &sl.more.tail[i], now)
+			}
 		}
 	}
 	sh.mu.RUnlock()
@@ -154,7 +158,7 @@ func (s *Store) fill(b *Binding, aor string, r *rec) {
 	b.UserAgent = s.pick(r.ua, r, segUA)
 	b.Path = s.pick(r.path, r, segPath)
 	b.Socket = s.pick(r.socket, r, segSocket)
-	b.Node = cluster.NodeID(s.nodes.str(r.node))
+	b.Node = cluster.NodeID(s.nodes.str(uint32(r.node)))
 	b.RegID = r.regID
 	b.Q = r.q
 	b.CSeq = r.cseq
@@ -182,7 +186,7 @@ type fields struct {
 // pack builds a rec; it copies every string, so f may alias a buffer that
 // is reused afterwards.
 func (s *Store) pack(f *fields, expires int64, hlc HLC, node uint32, tomb bool) (rec, error) {
-	r := rec{expires: expires, hlc: hlc, node: node, cseq: f.CSeq, regID: f.RegID, q: f.Q, flags: uint16(f.Flags)}
+	r := rec{expires: expires, hlc: hlc, node: uint16(node), cseq: f.CSeq, regID: f.RegID, q: f.Q, flags: uint16(f.Flags)}
 	if tomb {
 		r.flags |= flagTombstone
 	}
@@ -212,7 +216,9 @@ func (s *Store) pack(f *fields, expires int64, hlc HLC, node uint32, tomb bool) 
 		buf = append(buf, x...)
 		r.end[i] = uint16(len(buf))
 	}
-	r.blob = string(buf)
+	if n > 0 {
+		r.blob = unsafe.SliceData(buf) // buf is not written again
+	}
 	return r, nil
 }
 
@@ -240,7 +246,8 @@ func before(a, b *rec) bool {
 
 // put replaces recs[i] (i < 0: adds) with r keeping the order, and keeps
 // the digest, live count and expiry heap. sh.mu must be held.
-func (s *Store) put(sh *shard, aor string, recs []rec, i int, r rec) []rec {
+func (s *Store) put(sh *shard, e *aorEntry, recs []rec, i int, r rec) []rec {
+	aor := e.aor
 	if i >= 0 {
 		s.unaccount(sh, aor, &recs[i])
 		recs = append(recs[:i], recs[i+1:]...)
@@ -259,7 +266,7 @@ func (s *Store) put(sh *shard, aor string, recs []rec, i int, r rec) []rec {
 	copy(recs[j+1:], recs[j:])
 	recs[j] = r
 	s.account(sh, aor, &recs[j])
-	sh.exp.push(expEntry{at: r.expires, kh: r.keyHash(), aor: aor})
+	sh.exp.push(expEntry{at: r.expires, kh: r.keyHash(), h: e.hash})
 	if n := sh.next.Load(); n == 0 || r.expires < n {
 		sh.next.Store(r.expires)
 	}
@@ -274,16 +281,16 @@ func (s *Store) drop(sh *shard, aor string, recs []rec, i int) []rec {
 	return recs[:len(recs)-1]
 }
 
-// removeAt drops recs[i] of aor, with an event of kind for the watchers
+// removeAt drops recs[i] of e, with an event of kind for the watchers
 // when it was a live binding. sh.mu must be held.
-func (s *Store) removeAt(sh *shard, aor string, recs []rec, i int, kind EventKind, evs []Event) ([]rec, []Event) {
+func (s *Store) removeAt(sh *shard, e *aorEntry, recs []rec, i int, kind EventKind, evs []Event) ([]rec, []Event) {
 	r := &recs[i]
 	if !r.tombstone() && s.hasWatchers() {
 		ev := Event{Kind: kind}
-		s.fill(&ev.Binding, aor, r)
+		s.fill(&ev.Binding, e.key(), r)
 		evs = append(evs, ev)
 	}
-	return s.drop(sh, aor, recs, i), evs
+	return s.drop(sh, e.aor, recs, i), evs
 }
 
 func (s *Store) account(sh *shard, aor string, r *rec) {
@@ -306,31 +313,43 @@ func (s *Store) unaccount(sh *shard, aor string, r *rec) {
 // kept apart (see entry).
 type aorEntry struct {
 	hash uint64
-	key  string
-	tail []rec // the slot's tail array, reused by store when it fits
+	aor  string    // the writer's: valid while the shard lock is held
+	more *slotMore // the slot's, reused by store; nil when it has none
+	dur  string    // a copy of aor that may outlive the lock, made on first use
+}
+
+// key returns the AOR as a string that may outlive the shard lock (events
+// queue it): a long AOR's own copy, else a copy made once per write.
+// Only writes that have watchers pay for it.
+func (e *aorEntry) key() string {
+	if e.dur == "" {
+		e.dur = strings.Clone(e.aor)
+	}
+	return e.dur
 }
 
 // entryBuf bindings fit the working copy without an allocation; more
 // spill to the heap.
 const entryBuf = 4
 
-// entry opens the slot of aor (hash h) for a writer, or an empty entry
-// holding a private copy of aor, and returns a working copy of its bindings
-// in buf. The copy is returned apart from the entry so that buf can stay on
-// the writer's stack: escape analysis is not field-sensitive, and the key
-// escapes into events.
+// entry opens the slot of aor (hash h) for a writer, or an empty entry,
+// and returns a working copy of its bindings in buf. The copy is returned
+// apart from the entry so that buf can stay on the writer's stack: escape
+// analysis is not field-sensitive, and the key escapes into events. aor is
+// only read while sh.mu is held, so it may alias a message buffer.
 func entry(sh *shard, h uint64, aor string, buf *[entryBuf]rec) (aorEntry, []rec) {
 	sl := sh.aors.find(h, aor)
 	if sl == nil {
-		return aorEntry{hash: h, key: strings.Clone(aor)}, buf[:0]
+		return aorEntry{hash: h, aor: aor}, buf[:0]
 	}
+	tail := sl.tail()
 	recs := buf[:0]
-	if 1+len(sl.tail) > entryBuf {
-		recs = make([]rec, 0, 2+len(sl.tail))
+	if 1+len(tail) > entryBuf {
+		recs = make([]rec, 0, 2+len(tail))
 	}
 	recs = append(recs, sl.head)
-	recs = append(recs, sl.tail...)
-	return aorEntry{hash: h, key: sl.key, tail: sl.tail}, recs
+	recs = append(recs, tail...)
+	return aorEntry{hash: h, aor: aor, more: sl.more, dur: sl.longKey()}, recs
 }
 
 // store saves recs as e's bindings, deleting e when there are none. The
@@ -338,23 +357,31 @@ func entry(sh *shard, h uint64, aor string, buf *[entryBuf]rec) (aorEntry, []rec
 // hold it, a reader copies under the read lock), never aliased, since recs
 // may live on the writer's stack.
 func (sh *shard) store(e *aorEntry, recs []rec) {
-	switch len(recs) {
-	case 0:
-		sh.aors.remove(e.hash, e.key)
-		return
-	case 1:
-		sh.aors.set(slot{hash: e.hash, key: e.key, head: recs[0]})
+	if len(recs) == 0 {
+		sh.aors.remove(e.hash, e.aor)
 		return
 	}
-	n := len(recs) - 1
-	tail := e.tail
-	if cap(tail) < n || cap(tail) > 2*n+2 {
-		tail = make([]rec, n)
+	more := e.more
+	if more == nil && len(recs) > 1 {
+		more = &slotMore{}
 	}
-	clear(tail[n:cap(tail)]) // no stale blob kept alive past len
-	tail = tail[:n]
-	copy(tail, recs[1:])
-	sh.aors.set(slot{hash: e.hash, key: e.key, head: recs[0], tail: tail})
+	if n := len(recs) - 1; n > 0 {
+		tail := more.tail
+		if cap(tail) < n || cap(tail) > 2*n+2 {
+			tail = make([]rec, n)
+		}
+		clear(tail[n:cap(tail)]) // no stale blob kept alive past len
+		tail = tail[:n]
+		copy(tail, recs[1:])
+		more.tail = tail
+	} else {
+		more = nil
+	}
+	long := ""
+	if len(e.aor) > slotKeyMax {
+		long = e.key()
+	}
+	sh.aors.set(e.hash, e.aor, recs[0], more, long)
 }
 
 // reserve prepares bucket b for n AORs (see aorTable.reserve).

@@ -3,10 +3,12 @@ package usrloc
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/sipha/sipha/cluster/clustertest"
 )
@@ -152,22 +154,33 @@ func TestInstanceRegIDKey(t *testing.T) {
 	}
 }
 
+// TestExpiryByTimer runs with AORs kept in the slot and with ones too long
+// for it.
 func TestExpiryByTimer(t *testing.T) {
+	for _, host := range []string{"x", strings.Repeat("h", slotKeyMax)} {
+		t.Run(fmt.Sprintf("host%d", len(host)), func(t *testing.T) { testExpiryByTimer(t, "sip:e@"+host, "sip:f@"+host) })
+	}
+}
+
+func testExpiryByTimer(t *testing.T, e, f string) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newTestStore(t, Config{TombstoneTTL: 10 * time.Second})
 		var mu sync.Mutex
 		var evs []string
-		stop := s.Watch("", func(e Event) {
+		stop := s.Watch("", func(ev Event) {
 			mu.Lock()
-			evs = append(evs, e.Kind.String()+" "+e.Binding.Contact)
+			evs = append(evs, ev.Kind.String()+" "+ev.Binding.Contact)
+			if a := ev.Binding.AOR; a != e && a != f {
+				evs = append(evs, "AOR "+a)
+			}
 			mu.Unlock()
 		})
 		defer stop()
-		s.Register(reg("sip:e@x", "c", 1, contact("sip:short@h", 2*time.Second), contact("sip:long@h", 5*time.Second)), nil)
-		s.Register(reg("sip:f@x", "c", 1, contact("sip:gone@h", time.Second)), nil)
-		s.Register(reg("sip:f@x", "c", 2, contact("sip:gone@h", 0)), nil)
+		s.Register(reg(e, "c", 1, contact("sip:short@h", 2*time.Second), contact("sip:long@h", 5*time.Second)), nil)
+		s.Register(reg(f, "c", 1, contact("sip:gone@h", time.Second)), nil)
+		s.Register(reg(f, "c", 2, contact("sip:gone@h", 0)), nil)
 		time.Sleep(2050 * time.Millisecond)
-		if got := contacts(s.Lookup("sip:e@x", nil)); len(got) != 1 || got[0] != "sip:long@h" {
+		if got := contacts(s.Lookup(e, nil)); len(got) != 1 || got[0] != "sip:long@h" {
 			t.Fatalf("after 2s: %v", got)
 		}
 		time.Sleep(3 * time.Second)
@@ -183,14 +196,56 @@ func TestExpiryByTimer(t *testing.T) {
 			t.Fatalf("events %s\nwant   %s", got, want)
 		}
 		// The tombstone stays until TombstoneTTL, then is purged.
-		if c, _ := s.bucketDigest(bucketOf("sip:f@x")); c != 1 {
+		if c, _ := s.bucketDigest(bucketOf(f)); c != 1 {
 			t.Fatalf("tombstone count %d, want 1", c)
 		}
 		time.Sleep(10 * time.Second)
-		if c, _ := s.bucketDigest(bucketOf("sip:f@x")); c != 0 {
+		if c, _ := s.bucketDigest(bucketOf(f)); c != 0 {
 			t.Fatalf("tombstone not purged: count %d", c)
 		}
 	})
+}
+
+// TestAORNotAliased: the store keeps no reference to the caller's AOR
+// string, which may be a view of a reused message buffer: events, sync
+// chunks and later lookups see the AOR as it was written.
+func TestAORNotAliased(t *testing.T) {
+	for _, host := range []string{"x", strings.Repeat("h", slotKeyMax)} {
+		t.Run(fmt.Sprintf("host%d", len(host)), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newTestStore(t, Config{})
+				aor := "sip:a@" + host
+				var got []string
+				stop := s.Watch("", func(ev Event) { got = append(got, ev.Binding.AOR) })
+				buf := []byte(aor)
+				view := unsafe.String(&buf[0], len(buf))
+				for i, c := range []string{"sip:1@h", "sip:2@h"} {
+					if _, err := s.Register(reg(view, "c", uint32(i+1), contact(c, time.Hour)), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				copy(buf, "sip:b")
+				synctest.Wait()
+				stop()
+				if fmt.Sprint(got) != fmt.Sprint([]string{aor, aor}) {
+					t.Fatalf("events name %v, want %s twice", got, aor)
+				}
+				if n := len(s.Lookup(aor, nil)); n != 2 {
+					t.Fatalf("lookup of %s after the buffer changed: %d bindings, want 2", aor, n)
+				}
+				for _, w := range s.appendBucket(bucketOf(aor), nil) {
+					if w.AOR != aor {
+						t.Fatalf("sync chunk names %s, want %s", w.AOR, aor)
+					}
+				}
+				for _, b := range s.appendBucketBindings(bucketOf(aor), nil) {
+					if b.AOR != aor {
+						t.Fatalf("bucket bindings name %s, want %s", b.AOR, aor)
+					}
+				}
+			})
+		})
+	}
 }
 
 func TestWatchOneAOR(t *testing.T) {

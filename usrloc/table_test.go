@@ -4,16 +4,24 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
 )
 
 // TestSlotSize: a slot must stay 128 bytes, two cache lines, or a lookup
-// touches a third line (see aorTable).
+// touches a third line (see aorTable); the AOR's bytes share the first.
 func TestSlotSize(t *testing.T) {
-	if n := unsafe.Sizeof(slot{}); n != 128 {
-		t.Fatalf("slot is %d bytes, want 128", n)
+	var sl slot
+	if n := unsafe.Sizeof(sl); n != 128 {
+		t.Fatalf("slot is %d bytes, want 128 (rec %d)", n, unsafe.Sizeof(sl.head))
+	}
+	if n := unsafe.Sizeof(sl.head); n != 64 {
+		t.Fatalf("rec is %d bytes, want 64", n)
+	}
+	if end := unsafe.Offsetof(sl.kbuf) + slotKeyMax; end > 64 {
+		t.Fatalf("the AOR's bytes end at byte %d of the slot, past the first line", end)
 	}
 }
 
@@ -31,6 +39,9 @@ func TestTableMatchesMap(t *testing.T) {
 	keys := make([]string, 300)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("sip:%d@x", i)
+		if i%3 == 0 { // long AORs live outside the slot
+			keys[i] = fmt.Sprintf("sip:%d@%s", i, strings.Repeat("x", slotKeyMax))
+		}
 		// Few distinct homes; high bits choose the position.
 		hashOf[keys[i]] = uint64(rng.IntN(7))<<32 | uint64(rng.IntN(3))<<62 | uint64(i)
 	}
@@ -41,7 +52,7 @@ func TestTableMatchesMap(t *testing.T) {
 			tab.remove(h, k)
 			delete(want, k)
 		} else {
-			tab.set(slot{hash: h, key: k, head: rec{cseq: uint32(step)}})
+			setKey(&tab, h, k, rec{cseq: uint32(step)})
 			want[k] = h
 		}
 		if tab.n != len(want) {
@@ -50,8 +61,20 @@ func TestTableMatchesMap(t *testing.T) {
 		if step%97 == 0 || tab.n < 20 {
 			for _, k := range keys {
 				_, in := want[k]
-				if got := tab.find(hashOf[k], k) != nil; got != in {
+				sl := tab.find(hashOf[k], k)
+				if got := sl != nil; got != in {
 					t.Fatalf("step %d: find(%s) = %v, want %v", step, k, got, in)
+				}
+				if sl != nil && string(sl.appendKey(nil)) != k {
+					t.Fatalf("step %d: find(%s) returned the slot of %s", step, k, sl.appendKey(nil))
+				}
+				matched := false
+				tab.matchHash(hashOf[k], func(sl *slot) bool {
+					matched = matched || string(sl.appendKey(nil)) == k
+					return true
+				})
+				if matched != in {
+					t.Fatalf("step %d: matchHash(%s) found it %v, want %v", step, k, matched, in)
 				}
 			}
 			seen := 0
@@ -61,11 +84,23 @@ func TestTableMatchesMap(t *testing.T) {
 			}
 		}
 	}
-	// A same-hash different key is not a match.
-	tab.set(slot{hash: 5, key: "sip:a@x"})
-	if tab.find(5, "sip:b@x") != nil {
-		t.Fatal("a key sharing a hash matched another key")
+	// A same-hash different key is not a match, nor a prefix of it.
+	setKey(&tab, 5<<32, "sip:a@x", rec{})
+	for _, k := range []string{"sip:b@x", "sip:a@", "sip:a@xx"} {
+		if tab.find(5<<32, k) != nil {
+			t.Fatalf("%s matched sip:a@x, which shares its hash", k)
+		}
 	}
+
+}
+
+// setKey stores head as key's only binding, as shard.store does.
+func setKey(t *aorTable, h uint64, key string, head rec) {
+	long := ""
+	if len(key) > slotKeyMax {
+		long = strings.Clone(key)
+	}
+	t.set(h, key, head, nil, long)
 }
 
 // TestShardLayout: a shard is 128 bytes and the shards start the Store, so
@@ -87,14 +122,14 @@ func TestShardLayout(t *testing.T) {
 // the slots, and a reserve for what the table holds already changes nothing.
 func TestTableReserve(t *testing.T) {
 	var tab aorTable
-	tab.set(slot{hash: 1 << 32, key: "sip:first@x"})
+	setKey(&tab, 1<<32, "sip:first@x", rec{})
 	tab.reserve(1001)
 	size := len(tab.slots)
 	if size*3 < 1001*4 {
 		t.Fatalf("reserve(1001) left %d slots", size)
 	}
 	for i := range 1000 {
-		tab.set(slot{hash: uint64(i) << 32, key: fmt.Sprintf("sip:%d@x", i)})
+		setKey(&tab, uint64(i)<<32, fmt.Sprintf("sip:%d@x", i), rec{})
 	}
 	if len(tab.slots) != size || tab.n != 1001 {
 		t.Fatalf("after 1000 inserts: %d slots (reserved %d), %d AORs", len(tab.slots), size, tab.n)
