@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sipha/sipha/vip/viptest"
 )
 
 // The keepalived comparison: the same namespaces, the same client, the
@@ -39,7 +41,7 @@ func trials() int {
 }
 
 func TestCompareKeepalived(t *testing.T) {
-	requireNetns(t)
+	viptest.RequireNetns(t)
 	if _, err := os.Stat("/usr/sbin/keepalived"); err != nil {
 		t.Fatalf("needs keepalived (apt-get install keepalived): %v", err)
 	}
@@ -61,22 +63,22 @@ func TestCompareKeepalived(t *testing.T) {
 }
 
 func runTrials(t *testing.T, tp *topo, name string, sys system) {
-	probe := tp.probe("client", netip.MustParseAddrPort(nsVIP+":5060"))
+	probe := tp.Probe("client", netip.MustParseAddrPort(nsVIP+":5060"))
 	var times []time.Duration
 	for i := 0; i < trials(); i++ {
 		owner := waitOwner(t, tp)
 		other := map[string]string{"h1": "h2", "h2": "h1"}[owner]
 		waitUntil(t, 10*time.Second, "the client to reach the owner", func() bool {
-			_, ok := probe.firstFrom(sys.id(owner), time.Now().Add(-50*time.Millisecond))
+			_, ok := probe.FirstFrom(sys.id(owner), time.Now().Add(-50*time.Millisecond))
 			return ok
 		})
 		t0 := time.Now()
-		tp.setLink(owner, false)
+		tp.SetLink(owner, false)
 		sys.kill(owner)
 		var reply time.Time
 		waitUntil(t, 20*time.Second, "the client to reach the standby", func() bool {
 			var ok bool
-			reply, ok = probe.firstFrom(sys.id(other), t0)
+			reply, ok = probe.FirstFrom(sys.id(other), t0)
 			return ok
 		})
 		times = append(times, reply.Sub(t0))
@@ -88,8 +90,8 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 		}
 		// The dead host reboots: its addresses are gone, its link comes
 		// back, its node starts as a standby.
-		tp.ip("-n", tp.ns(owner), "addr", "del", nsVIP+"/24", "dev", "eth0")
-		tp.setLink(owner, true)
+		tp.IP("-n", tp.NS(owner), "addr", "del", nsVIP+"/24", "dev", "eth0")
+		tp.SetLink(owner, true)
 		back := time.Now()
 		sys.start(owner)
 		sys.ready(owner, back)
@@ -102,7 +104,7 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 	// arbiter's host and the client (bridge port isolation).
 	waitOwner(t, tp)
 	for _, h := range []string{"h1", "h2"} {
-		tp.must("-n", tp.ns("br"), "link", "set", "p-"+h, "type", "bridge_slave", "isolated", "on")
+		tp.Must("-n", tp.NS("br"), "link", "set", "p-"+h, "type", "bridge_slave", "isolated", "on")
 	}
 	// Sample who holds the VIP every 50 ms for 6 s.
 	count := map[int]int{}
@@ -110,7 +112,7 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		n := 0
 		for _, h := range []string{"h1", "h2"} {
-			if ok, _ := tp.hasAddr(h, nsVIP); ok {
+			if ok, _ := tp.HasAddr(h, nsVIP); ok {
 				n++
 			}
 		}
@@ -121,7 +123,7 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 	t.Logf("RESULT %s: nodes cut from each other for 6 s (%d samples): VIP held by 0 nodes %s, 1 node %s, 2 nodes %s of the time",
 		name, samples, pct(0), pct(1), pct(2))
 	for _, h := range []string{"h1", "h2"} {
-		tp.must("-n", tp.ns("br"), "link", "set", "p-"+h, "type", "bridge_slave", "isolated", "off")
+		tp.Must("-n", tp.NS("br"), "link", "set", "p-"+h, "type", "bridge_slave", "isolated", "off")
 	}
 }
 
@@ -131,7 +133,7 @@ func waitOwner(t *testing.T, tp *topo) string {
 	waitUntil(t, 20*time.Second, "exactly one holder", func() bool {
 		n := 0
 		for _, h := range []string{"h1", "h2"} {
-			if ok, _ := tp.hasAddr(h, nsVIP); ok {
+			if ok, _ := tp.HasAddr(h, nsVIP); ok {
 				owner = h
 				n++
 			}
@@ -164,10 +166,10 @@ type keepalivedSys struct {
 }
 
 func newKeepalived(tp *topo, tuned bool) *keepalivedSys {
-	k := &keepalivedSys{tp: tp, tuned: tuned, dir: tp.t.TempDir(), procs: map[string]*proc{}}
+	k := &keepalivedSys{tp: tp, tuned: tuned, dir: tp.T.TempDir(), procs: map[string]*proc{}}
 	exe, err := os.Executable()
 	if err != nil {
-		tp.t.Fatal(err)
+		tp.T.Fatal(err)
 	}
 	for _, h := range []string{"h1", "h2"} {
 		js := fmt.Sprintf(`{"ID":"k-%s","VIP":"%s/24","ResponderOnly":true}`, h, nsVIP)
@@ -206,7 +208,7 @@ vrrp_instance VI_1 {
 `, h, global, prio, advert, nsVIP)
 	f := filepath.Join(k.dir, h+".conf")
 	if err := os.WriteFile(f, []byte(conf), 0o644); err != nil {
-		k.tp.t.Fatal(err)
+		k.tp.T.Fatal(err)
 	}
 	// Fresh pid files each start: a SIGKILLed keepalived leaves its own
 	// behind, and a new one would take them for a running daemon.
@@ -217,7 +219,7 @@ vrrp_instance VI_1 {
 }
 
 func (k *keepalivedSys) ready(h string, since time.Time) {
-	waitUntil(k.tp.t, 20*time.Second, h+" keepalived in BACKUP state", func() bool {
+	waitUntil(k.tp.T, 20*time.Second, h+" keepalived in BACKUP state", func() bool {
 		return k.procs[h].printed("Entering BACKUP STATE", since)
 	})
 }

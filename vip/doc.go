@@ -63,5 +63,6 @@
 //
 // [Netlink] for Linux hosts; [FuncBackend] for cloud APIs that move an
 // address between instances; package viptest has a recording fake for unit
-// tests.
+// tests and, on Linux, the network-namespace topology for tests on a real
+// kernel.
 package vip

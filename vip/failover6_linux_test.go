@@ -17,11 +17,11 @@ const nsVIP6 = "2001:db8::100"
 // The client's neighbour entry follows the unsolicited NAs each time.
 func TestNamespaceFailoverIPv6(t *testing.T) {
 	tp := newTopo6(t, "h1", "h2", "h3", "client")
-	mon := tp.monitor(nsVIP6, "h1", "h2")
+	mon := tp.Monitor(nsVIP6, "h1", "h2")
 	c := startCluster3(t, tp, nsVIP6+"/64")
 	a, b := c.firstHolder()
 	id := map[string]string{"h1": "n1", "h2": "n2"}
-	probe := tp.probe("client", netip.AddrPortFrom(netip.MustParseAddr(nsVIP6), 5060))
+	probe := tp.Probe("client", netip.AddrPortFrom(netip.MustParseAddr(nsVIP6), 5060))
 	// clientFollows waits for the client to get a reply at the VIP from h
 	// and checks that its neighbour entry names h's MAC.
 	clientFollows := func(t *testing.T, h string, since time.Time) time.Time {
@@ -29,11 +29,11 @@ func TestNamespaceFailoverIPv6(t *testing.T) {
 		var reply time.Time
 		waitUntil(t, 5*time.Second, "the client to reach "+h+" at the VIP", func() bool {
 			var ok bool
-			reply, ok = probe.firstFrom(id[h], since)
+			reply, ok = probe.FirstFrom(id[h], since)
 			return ok
 		})
-		if neigh := tp.must("-n", tp.ns("client"), "-6", "neigh", "show", nsVIP6); !strings.Contains(neigh, tp.mac(h).String()) {
-			t.Errorf("client's neighbour entry %q, want %s's %s", neigh, h, tp.mac(h))
+		if neigh := tp.Must("-n", tp.NS("client"), "-6", "neigh", "show", nsVIP6); !strings.Contains(neigh, tp.MAC(h).String()) {
+			t.Errorf("client's neighbour entry %q, want %s's %s", neigh, h, tp.MAC(h))
 		}
 		return reply
 	}
@@ -61,9 +61,9 @@ func TestNamespaceFailoverIPv6(t *testing.T) {
 		c.waitSIPLeader()
 		kill := time.Now()
 		c.procs[b].kill()
-		tp.setLink(b, false)
+		tp.SetLink(b, false)
 		c.waitAddr(a, true)
-		add := mon.wait(t, a, false, kill)
+		add := mon.Wait(t, a, false, kill)
 		held := c.waitSaid(a, "held true", kill)
 		reply := clientFollows(t, a, kill)
 		t.Logf("%s's host died: %s held the VIP after %v and added it %v later (ProbeWait 40 ms); client's first reply from %s after %v",
@@ -72,7 +72,7 @@ func TestNamespaceFailoverIPv6(t *testing.T) {
 			t.Errorf("%s's probe was answered although %s is dead: %q", a, b, l.Text)
 		}
 		// Added without kernel DAD (nodad): usable at once, not tentative.
-		if out := tp.must("-n", tp.ns(a), "-6", "addr", "show", "dev", "eth0", "tentative"); out != "" {
+		if out := tp.Must("-n", tp.NS(a), "-6", "addr", "show", "dev", "eth0", "tentative"); out != "" {
 			t.Errorf("tentative addresses on %s: %s", a, out)
 		}
 		// No overlap check: the dead host's kernel keeps its copy until

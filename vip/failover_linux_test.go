@@ -1,7 +1,6 @@
 package vip_test
 
 import (
-	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/sipha/sipha/cluster"
 	"github.com/sipha/sipha/ownership/raftowner"
+	"github.com/sipha/sipha/vip/viptest"
 )
 
 const nsVIP = "198.51.100.100"
@@ -36,8 +36,8 @@ func startCluster3(t *testing.T, tp *topo, prefix string) *cluster3 {
 // addresses, and waits until each is ready; tune, when set, adjusts each
 // node's config.
 func newCluster3(tp *topo, prefix string, tune func(*childConfig)) *cluster3 {
-	tp.t.Helper()
-	dir := tp.t.TempDir()
+	tp.T.Helper()
+	dir := tp.T.TempDir()
 	ids := map[string]cluster.NodeID{"h1": "n1", "h2": "n2", "h3": "arb"}
 	var peers []raftowner.Peer
 	for _, h := range []string{"h1", "h2", "h3"} {
@@ -65,10 +65,10 @@ func newCluster3(tp *topo, prefix string, tune func(*childConfig)) *cluster3 {
 // the other. The primary is n1, but a sticky VIP goes to n2 when n1 was
 // slow to start; the test names them by what happened.
 func (c *cluster3) firstHolder() (owner, standby string) {
-	c.tp.t.Helper()
-	waitUntil(c.tp.t, 10*time.Second, "a first holder", func() bool {
+	c.tp.T.Helper()
+	waitUntil(c.tp.T, 10*time.Second, "a first holder", func() bool {
 		for _, h := range []string{"h1", "h2"} {
-			if ok, _ := c.tp.hasAddr(h, c.vip); ok {
+			if ok, _ := c.tp.HasAddr(h, c.vip); ok {
 				owner = h
 				return true
 			}
@@ -85,8 +85,8 @@ func (c *cluster3) firstHolder() (owner, standby string) {
 // cut off and stall reassignment for seconds; raftowner now hands over
 // only to a voter that answered it just now.)
 func (c *cluster3) waitSIPLeader() {
-	c.tp.t.Helper()
-	waitUntil(c.tp.t, 20*time.Second, "a SIP node leading Raft", func() bool {
+	c.tp.T.Helper()
+	waitUntil(c.tp.T, 20*time.Second, "a SIP node leading Raft", func() bool {
 		l := c.procs["h3"].lastLine("leader ")
 		return l == "leader n1" || l == "leader n2"
 	})
@@ -97,9 +97,9 @@ func (c *cluster3) start(h string) {
 }
 
 func (c *cluster3) waitSaid(h, prefix string, from time.Time) timedLine {
-	c.tp.t.Helper()
+	c.tp.T.Helper()
 	var l timedLine
-	waitUntil(c.tp.t, 20*time.Second, h+" to say "+prefix, func() bool {
+	waitUntil(c.tp.T, 20*time.Second, h+" to say "+prefix, func() bool {
 		var ok bool
 		l, ok = c.procs[h].said(prefix, from)
 		return ok
@@ -108,9 +108,9 @@ func (c *cluster3) waitSaid(h, prefix string, from time.Time) timedLine {
 }
 
 func (c *cluster3) waitAddr(h string, present bool) {
-	c.tp.t.Helper()
-	waitUntil(c.tp.t, 10*time.Second, h+" VIP present="+map[bool]string{true: "yes", false: "no"}[present], func() bool {
-		ok, _ := c.tp.hasAddr(h, c.vip)
+	c.tp.T.Helper()
+	waitUntil(c.tp.T, 10*time.Second, h+" VIP present="+map[bool]string{true: "yes", false: "no"}[present], func() bool {
+		ok, _ := c.tp.HasAddr(h, c.vip)
 		return ok == present
 	})
 }
@@ -123,26 +123,26 @@ func (c *cluster3) waitAddr(h string, present bool) {
 // out, which bounds the overlap).
 func TestNamespaceFailover(t *testing.T) {
 	tp := newTopo(t, "h1", "h2", "h3", "client")
-	mon := tp.monitor(nsVIP, "h1", "h2", "h3")
-	capt := tp.captureARP("client")
+	mon := tp.Monitor(nsVIP, "h1", "h2", "h3")
+	capt := tp.CaptureARP("client")
 	start := time.Now()
 	c := startCluster3(t, tp, nsVIP+"/24")
 	a, b := c.firstHolder() // owner, standby
 	id := map[string]string{"h1": "n1", "h2": "n2"}
-	probe := tp.probe("client", netip.MustParseAddrPort(nsVIP+":5060"))
+	probe := tp.Probe("client", netip.MustParseAddrPort(nsVIP+":5060"))
 	waitUntil(t, 5*time.Second, "the client to reach the owner at the VIP", func() bool {
-		_, ok := probe.firstFrom(id[a], start)
+		_, ok := probe.FirstFrom(id[a], start)
 		return ok
 	})
-	mac := map[string]string{"h1": tp.mac("h1").String(), "h2": tp.mac("h2").String()}
+	mac := map[string]string{"h1": tp.MAC("h1").String(), "h2": tp.MAC("h2").String()}
 
 	// The subtests are steps of one run: stop at the first that fails.
 	if !t.Run("isolated owner drops the VIP first", func(t *testing.T) {
 		cut := time.Now()
-		tp.setLink(a, false)
+		tp.SetLink(a, false)
 		c.waitAddr(b, true)
-		del := mon.wait(t, a, true, cut)
-		add := mon.wait(t, b, false, cut)
+		del := mon.Wait(t, a, true, cut)
+		add := mon.Wait(t, b, false, cut)
 		t.Logf("link cut → %s deleted the VIP after %v; %s added it after %v",
 			a, del.Sub(cut).Round(time.Millisecond), b, add.Sub(cut).Round(time.Millisecond))
 		if !del.Before(add) {
@@ -153,13 +153,13 @@ func TestNamespaceFailover(t *testing.T) {
 		if d := del.Sub(cut); d > 900*time.Millisecond {
 			t.Errorf("isolated %s held the VIP %v after the cut", a, d)
 		}
-		if ov := mon.overlaps(start, time.Now(), "h1", "h2"); len(ov) > 0 {
+		if ov := mon.Overlaps(start, time.Now(), "h1", "h2"); len(ov) > 0 {
 			t.Errorf("two holders: %v", ov)
 		}
-		if _, ok := probe.firstFrom(id[b], cut); !ok {
-			waitUntil(t, 5*time.Second, "the client to reach the new owner", func() bool { _, ok := probe.firstFrom(id[b], cut); return ok })
+		if _, ok := probe.FirstFrom(id[b], cut); !ok {
+			waitUntil(t, 5*time.Second, "the client to reach the new owner", func() bool { _, ok := probe.FirstFrom(id[b], cut); return ok })
 		}
-		tp.setLink(a, true)
+		tp.SetLink(a, true)
 		c.waitSIPLeader()
 	}) {
 		return
@@ -168,7 +168,7 @@ func TestNamespaceFailover(t *testing.T) {
 	if !t.Run("dead host", func(t *testing.T) {
 		// Sticky: the VIP stayed on b when a came back.
 		time.Sleep(500 * time.Millisecond)
-		if ok, _ := tp.hasAddr(a, nsVIP); ok {
+		if ok, _ := tp.HasAddr(a, nsVIP); ok {
 			t.Fatal("the old owner took the VIP back although the policy is sticky")
 		}
 		// Both nodes are on the LAN again: only the holder answers ARP.
@@ -178,24 +178,24 @@ func TestNamespaceFailover(t *testing.T) {
 		}
 		kill := time.Now()
 		c.procs[b].kill()
-		tp.setLink(b, false)
+		tp.SetLink(b, false)
 		c.waitAddr(a, true)
 		var reply time.Time
 		waitUntil(t, 5*time.Second, "the client to reach the new owner", func() bool {
 			var ok bool
-			reply, ok = probe.firstFrom(id[a], kill)
+			reply, ok = probe.FirstFrom(id[a], kill)
 			return ok
 		})
-		add := mon.wait(t, a, false, kill)
+		add := mon.Wait(t, a, false, kill)
 		t.Logf("%s's host died → %s added the VIP after %v; client's first reply from it after %v",
 			b, a, add.Sub(kill).Round(time.Millisecond), reply.Sub(kill).Round(time.Millisecond))
-		garps := capt.frames(func(x arpSeen) bool {
+		garps := capt.Frames(func(x viptest.ARPFrame) bool {
 			return x.SPA.String() == nsVIP && x.TPA.String() == nsVIP && x.SHA.String() == mac[a] && x.At.After(kill)
 		})
 		if len(garps) < 5 {
 			t.Errorf("client saw %d gratuitous ARPs from %s, want the burst of 5", len(garps), a)
 		}
-		neigh := tp.must("-n", tp.ns("client"), "neigh", "show", nsVIP)
+		neigh := tp.Must("-n", tp.NS("client"), "neigh", "show", nsVIP)
 		if !strings.Contains(neigh, mac[a]) {
 			t.Errorf("client's neighbour entry %q, want %s's %s", neigh, a, mac[a])
 		}
@@ -203,7 +203,7 @@ func TestNamespaceFailover(t *testing.T) {
 			t.Errorf("ARP for the VIP answered by %v, want only %s (%s)", who, a, mac[a])
 		}
 		// The dead host is out of the picture; the live ones never overlap.
-		if ov := mon.overlaps(start, time.Now(), a, "h3"); len(ov) > 0 {
+		if ov := mon.Overlaps(start, time.Now(), a, "h3"); len(ov) > 0 {
 			t.Errorf("two holders: %v", ov)
 		}
 	}) {
@@ -213,7 +213,7 @@ func TestNamespaceFailover(t *testing.T) {
 	t.Run("killed process: the standby waits for the old address to expire", func(t *testing.T) {
 		// b comes back (its kernel address expired while it was down).
 		c.waitAddr(b, false)
-		tp.setLink(b, true)
+		tp.SetLink(b, true)
 		back := time.Now()
 		c.start(b)
 		c.waitSaid(b, "ready", back)
@@ -222,7 +222,7 @@ func TestNamespaceFailover(t *testing.T) {
 		// blink every lease (a's address gone for a few ms, then back),
 		// which is not a move; b must not take it.
 		c.waitAddr(a, true)
-		if ok, _ := tp.hasAddr(b, nsVIP); ok {
+		if ok, _ := tp.HasAddr(b, nsVIP); ok {
 			t.Fatalf("%s took the VIP from %s when it restarted", b, a)
 		}
 		kill, del, add := c.killHolderProcess(t, mon, a, b)
@@ -238,18 +238,18 @@ func TestNamespaceFailover(t *testing.T) {
 // solicitation) until valid_lft runs out, so the standby must add only
 // after the drop: the test fails on any overlap, on the monitors'
 // timestamps.
-func (c *cluster3) killHolderProcess(t *testing.T, mon *monitor, owner, standby string) (kill, del, add time.Time) {
+func (c *cluster3) killHolderProcess(t *testing.T, mon *viptest.Monitor, owner, standby string) (kill, del, add time.Time) {
 	t.Helper()
 	kill = time.Now()
 	c.procs[owner].kill()
 	c.waitAddr(standby, true)
 	c.waitAddr(owner, false)
-	del = mon.wait(t, owner, true, kill)
-	add = mon.wait(t, standby, false, kill)
+	del = mon.Wait(t, owner, true, kill)
+	add = mon.Wait(t, standby, false, kill)
 	if !del.Before(add) {
 		t.Errorf("%s added the VIP at %v, before %s's kernel dropped it at %v", standby, add, owner, del)
 	}
-	if ov := mon.overlaps(kill, time.Now(), owner, standby); len(ov) > 0 {
+	if ov := mon.Overlaps(kill, time.Now(), owner, standby); len(ov) > 0 {
 		t.Errorf("two holders: %v", ov)
 	}
 	// Lifetime 1 s, renewed every 250 ms: gone by 2 s after the last
@@ -262,12 +262,12 @@ func (c *cluster3) killHolderProcess(t *testing.T, mon *monitor, owner, standby 
 
 // arpAnswerers makes the client forget the VIP's MAC and lists the MACs
 // that answer its next ARP request (the prober keeps sending).
-func arpAnswerers(tp *topo, capt *arpCapture) []string {
-	tp.t.Helper()
+func arpAnswerers(tp *topo, capt *viptest.ARPCapture) []string {
+	tp.T.Helper()
 	since := time.Now()
-	tp.must("-n", tp.ns("client"), "neigh", "flush", "to", nsVIP)
-	replies := func() []arpSeen {
-		return capt.frames(func(x arpSeen) bool { return x.Op == 2 && x.SPA.String() == nsVIP && x.At.After(since) })
+	tp.Must("-n", tp.NS("client"), "neigh", "flush", "to", nsVIP)
+	replies := func() []viptest.ARPFrame {
+		return capt.Frames(func(x viptest.ARPFrame) bool { return x.Op == 2 && x.SPA.String() == nsVIP && x.At.After(since) })
 	}
 	// The first reply, then a while longer for any second answerer.
 	for deadline := time.Now().Add(3 * time.Second); len(replies()) == 0 && time.Now().Before(deadline); {
@@ -283,18 +283,4 @@ func arpAnswerers(tp *topo, capt *arpCapture) []string {
 		}
 	}
 	return out
-}
-
-// wait returns the time of host's first add (or delete) event since from,
-// waiting a moment for it: "ip monitor" may report a change a little after
-// "ip addr" shows it (CI once failed on that race).
-func (m *monitor) wait(t *testing.T, host string, deleted bool, from time.Time) time.Time {
-	t.Helper()
-	var at time.Time
-	waitUntil(t, 3*time.Second, fmt.Sprintf("%s's monitor to report the change (deleted=%v)", host, deleted), func() bool {
-		var ok bool
-		at, ok = m.first(host, deleted, from)
-		return ok
-	})
-	return at
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sipha/sipha/vip"
+	"github.com/sipha/sipha/vip/viptest"
 )
 
 // The netlink backend on a real kernel: the address goes up with its
@@ -17,36 +18,36 @@ import (
 func TestNetlinkBackendInNamespace(t *testing.T) {
 	tp := newTopo(t, "h1", "client")
 	var be *vip.Netlink
-	if err := tp.in("h1", func() (err error) { be, err = vip.NewNetlink(); return err }); err != nil {
+	if err := tp.In("h1", func() (err error) { be, err = vip.NewNetlink(); return err }); err != nil {
 		t.Fatal(err)
 	}
 	defer be.Close()
 	ctx := context.Background()
 	v := vip.VIP{Prefix: netip.MustParsePrefix("198.51.100.100/24"), Interface: "eth0"}
-	capt := tp.captureARP("client")
+	capt := tp.CaptureARP("client")
 	// The client believes the VIP is elsewhere: the announcement must
 	// override that.
-	tp.must("-n", tp.ns("client"), "neigh", "replace", "198.51.100.100", "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale")
+	tp.Must("-n", tp.NS("client"), "neigh", "replace", "198.51.100.100", "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale")
 
 	if err := be.Add(ctx, v, 1500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if ok, life := tp.hasAddr("h1", "198.51.100.100"); !ok || !strings.Contains(life, "valid_lft 2sec") {
+	if ok, life := tp.HasAddr("h1", "198.51.100.100"); !ok || !strings.Contains(life, "valid_lft 2sec") {
 		t.Fatalf("after Add: present=%v lifetimes %q (want 1.5s rounded up to 2sec)", ok, life)
 	}
 	if err := be.Announce(ctx, v); err != nil {
 		t.Fatal(err)
 	}
-	mac := tp.mac("h1")
+	mac := tp.MAC("h1")
 	vipAddr := v.Prefix.Addr()
 	waitUntil(t, 2*time.Second, "the gratuitous ARP at the client", func() bool {
-		return len(capt.frames(func(a arpSeen) bool { return a.SPA == vipAddr })) > 0
+		return len(capt.Frames(func(a viptest.ARPFrame) bool { return a.SPA == vipAddr })) > 0
 	})
-	g := capt.frames(func(a arpSeen) bool { return a.SPA == vipAddr })[0]
+	g := capt.Frames(func(a viptest.ARPFrame) bool { return a.SPA == vipAddr })[0]
 	if g.Op != 1 || g.TPA != vipAddr || g.SHA.String() != mac.String() || g.EthDst.String() != "ff:ff:ff:ff:ff:ff" {
 		t.Fatalf("gratuitous ARP %+v; want request, target=sender=VIP, sha %s, broadcast", g, mac)
 	}
-	neigh := tp.must("-n", tp.ns("client"), "neigh", "show", "198.51.100.100")
+	neigh := tp.Must("-n", tp.NS("client"), "neigh", "show", "198.51.100.100")
 	if !strings.Contains(neigh, mac.String()) {
 		t.Fatalf("client neighbour entry %q, want %s", neigh, mac)
 	}
@@ -54,7 +55,7 @@ func TestNetlinkBackendInNamespace(t *testing.T) {
 	if err := be.Remove(ctx, v); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := tp.hasAddr("h1", "198.51.100.100"); ok {
+	if ok, _ := tp.HasAddr("h1", "198.51.100.100"); ok {
 		t.Fatal("address still there after Remove")
 	}
 	if err := be.Remove(ctx, v); err != nil {
@@ -74,7 +75,7 @@ func TestNetlinkBackendInNamespace(t *testing.T) {
 	}
 	added := time.Now()
 	waitUntil(t, 3*time.Second, "the kernel to expire the address", func() bool {
-		ok, _ := tp.hasAddr("h1", "198.51.100.100")
+		ok, _ := tp.HasAddr("h1", "198.51.100.100")
 		return !ok
 	})
 	t.Logf("an unrenewed 1 s address expired after %v", time.Since(added).Round(10*time.Millisecond))

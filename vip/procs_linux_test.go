@@ -3,17 +3,60 @@ package vip_test
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
+
+	"github.com/sipha/sipha/vip/viptest"
 )
+
+// The namespace tests build this LAN on viptest.Topo, all of it in
+// 198.51.100.0/24 (TEST-NET-2) and with no route out:
+//
+//	h1 .1 ─┐
+//	h2 .2 ─┼─ br0 (in its own namespace)
+//	h3 .3 ─┤
+//	client .10
+//
+// newTopo6 adds IPv6 from the documentation prefix 2001:db8::/64 (h1 ::1,
+// ..., client ::10), with no link-local addresses and no routers.
+// Namespaces are named svip-<pid>-<n>-<host>.
+var hostIP = map[string]string{"h1": "198.51.100.1", "h2": "198.51.100.2", "h3": "198.51.100.3", "client": "198.51.100.10"}
+
+var hostIP6 = map[string]string{"h1": "2001:db8::1", "h2": "2001:db8::2", "h3": "2001:db8::3", "client": "2001:db8::10"}
+
+// topo is the shared topology plus the ways these tests start processes
+// in it.
+type topo struct{ *viptest.Topo }
+
+// newTopo creates the bridge namespace and the given hosts, IPv4 only.
+func newTopo(t *testing.T, hosts ...string) *topo {
+	t.Helper()
+	return buildTopo(t, false, hosts)
+}
+
+// newTopo6 is newTopo with IPv6 on the hosts too.
+func newTopo6(t *testing.T, hosts ...string) *topo {
+	t.Helper()
+	return buildTopo(t, true, hosts)
+}
+
+func buildTopo(t *testing.T, v6 bool, hosts []string) *topo {
+	t.Helper()
+	addrs := map[string][]netip.Prefix{}
+	for _, h := range hosts {
+		addrs[h] = []netip.Prefix{netip.MustParsePrefix(hostIP[h] + "/24")}
+		if v6 {
+			addrs[h] = append(addrs[h], netip.MustParsePrefix(hostIP6[h]+"/64"))
+		}
+	}
+	return &topo{viptest.NewTopo(t, "svip-", addrs)}
+}
 
 // proc is a node process running in a host's namespace.
 type proc struct {
@@ -33,10 +76,10 @@ type timedLine struct {
 // namespace. `ip netns exec` execs it in place, so the process the test
 // kills is the node itself.
 func (tp *topo) startNode(h string, cfg childConfig) *proc {
-	tp.t.Helper()
+	tp.T.Helper()
 	exe, err := os.Executable()
 	if err != nil {
-		tp.t.Fatal(err)
+		tp.T.Fatal(err)
 	}
 	js, _ := json.Marshal(cfg)
 	return tp.spawn(h, []string{childEnv + "=" + string(js)}, exe, "-test.run=^$")
@@ -45,18 +88,18 @@ func (tp *topo) startNode(h string, cfg childConfig) *proc {
 // spawn runs a command in host h's namespace in its own process group
 // (kill takes its children too), recording its stdout lines.
 func (tp *topo) spawn(h string, env []string, args ...string) *proc {
-	tp.t.Helper()
+	tp.T.Helper()
 	p := &proc{host: h, exited: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", tp.ns(h)}, args...)...)
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", tp.NS(h)}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
-		tp.t.Fatal(err)
+		tp.T.Fatal(err)
 	}
 	p.cmd.Stderr = p.cmd.Stdout // one stream of lines, logs included
 	if err := p.cmd.Start(); err != nil {
-		tp.t.Fatal(err)
+		tp.T.Fatal(err)
 	}
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -68,10 +111,10 @@ func (tp *topo) spawn(h string, env []string, args ...string) *proc {
 		p.cmd.Wait()
 		close(p.exited)
 	}()
-	tp.t.Cleanup(func() {
+	tp.T.Cleanup(func() {
 		p.kill()
-		if tp.t.Failed() {
-			tp.t.Logf("%s output:\n%s", h, p.output())
+		if tp.T.Failed() {
+			tp.T.Logf("%s output:\n%s", h, p.output())
 		}
 	})
 	return p
@@ -128,223 +171,4 @@ func (p *proc) said(prefix string, from time.Time) (timedLine, bool) {
 		}
 	}
 	return timedLine{}, false
-}
-
-// addrEvent is one line of `ip -ts monitor address` about the VIP.
-type addrEvent struct {
-	At      time.Time
-	Host    string
-	Deleted bool
-}
-
-// monitor runs one `ip -ts monitor all-nsid address` in the bridge
-// namespace, which reports the address changes of every host namespace
-// given an nsid there. The kernel makes every change and sends its
-// notification under one lock (RTNL), so the single stream has the true
-// order across hosts: a short overlap that polling could miss still
-// shows, and a reader scheduled late cannot reorder two hosts' events (one
-// monitor per host could, by its own receive timestamps, under load).
-type monitor struct {
-	vip string
-	mu  sync.Mutex
-	evs []addrEvent
-	cmd *exec.Cmd
-	wg  sync.WaitGroup
-}
-
-func (tp *topo) monitor(vip string, hosts ...string) *monitor {
-	tp.t.Helper()
-	m := &monitor{vip: vip}
-	// The veths already gave each host namespace an nsid in the bridge's
-	// ("nsid 0 (iproute2 netns name: svip-1-1-h1)"); give one to any
-	// host without.
-	host := map[string]string{}
-	ids := map[string]string{}
-	for _, l := range strings.Split(tp.must("-n", tp.ns("br"), "netns", "list-id"), "\n") {
-		var id, name string
-		if _, err := fmt.Sscanf(l, "nsid %s (iproute2 netns name: %s", &id, &name); err == nil {
-			ids[strings.TrimSuffix(name, ")")] = id
-		}
-	}
-	for i, h := range hosts {
-		id, ok := ids[tp.ns(h)]
-		if !ok {
-			id = strconv.Itoa(1000 + i)
-			tp.must("-n", tp.ns("br"), "netns", "set", tp.ns(h), id)
-		}
-		host[id] = h
-	}
-	m.cmd = exec.Command("ip", "-n", tp.ns("br"), "-ts", "monitor", "all-nsid", "address")
-	out, err := m.cmd.StdoutPipe()
-	if err != nil {
-		tp.t.Fatal(err)
-	}
-	if err := m.cmd.Start(); err != nil {
-		tp.t.Fatal(err)
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if e, ok := parseMonitorLine(sc.Text(), host, vip); ok {
-				m.mu.Lock()
-				m.evs = append(m.evs, e)
-				m.mu.Unlock()
-			}
-		}
-	}()
-	tp.t.Cleanup(func() {
-		m.cmd.Process.Kill()
-		m.wg.Wait()
-		m.cmd.Wait()
-	})
-	time.Sleep(100 * time.Millisecond) // let the monitor subscribe
-	return m
-}
-
-// parseMonitorLine reads "[2026-11-23T08:45:14.313492] [nsid 1][Deleted ]2:
-// eth0 inet 198.51.100.100/24 ..." (inet6 for an IPv6 VIP); host maps
-// nsids to hosts.
-func parseMonitorLine(line string, host map[string]string, vip string) (addrEvent, bool) {
-	if !strings.HasPrefix(line, "[") || !strings.Contains(line, " inet "+vip+"/") && !strings.Contains(line, " inet6 "+vip+"/") {
-		return addrEvent{}, false
-	}
-	ts, rest, ok := strings.Cut(line[1:], "] [nsid ")
-	if !ok {
-		return addrEvent{}, false
-	}
-	id, rest, ok := strings.Cut(rest, "]")
-	if !ok || host[id] == "" {
-		return addrEvent{}, false
-	}
-	at, err := time.ParseInLocation("2006-01-02T15:04:05.000000", ts, time.Local)
-	if err != nil {
-		return addrEvent{}, false
-	}
-	return addrEvent{At: at, Host: host[id], Deleted: strings.HasPrefix(rest, "Deleted")}, true
-}
-
-func (m *monitor) events() []addrEvent {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]addrEvent(nil), m.evs...)
-}
-
-// first returns the first add (or delete) on host at or after from.
-func (m *monitor) first(host string, deleted bool, from time.Time) (time.Time, bool) {
-	for _, e := range m.events() {
-		if e.Host == host && e.Deleted == deleted && !e.At.Before(from) {
-			return e.At, true
-		}
-	}
-	return time.Time{}, false
-}
-
-// overlaps lists the moments two of hosts held the VIP at once during
-// [from, to], from the monitors' timestamps. An add on a host that already
-// holds it (a renewal with a new lifetime) is reported as an add again,
-// so holding is tracked as a state per host.
-func (m *monitor) overlaps(from, to time.Time, hosts ...string) []string {
-	holding := map[string]bool{}
-	var out []string
-	for _, e := range m.events() {
-		if e.At.After(to) {
-			break
-		}
-		if !contains(hosts, e.Host) {
-			continue
-		}
-		holding[e.Host] = !e.Deleted
-		if e.At.Before(from) || e.Deleted {
-			continue
-		}
-		for h, on := range holding {
-			if on && h != e.Host {
-				out = append(out, e.At.Format("15:04:05.000000")+" "+e.Host+" added while "+h+" held it")
-			}
-		}
-	}
-	return out
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// prober sends a datagram to the VIP every 5 ms from the client namespace
-// and records who answered when.
-type prober struct {
-	conn    *net.UDPConn
-	mu      sync.Mutex
-	replies []timedLine
-	stop    chan struct{}
-	wg      sync.WaitGroup
-}
-
-func (tp *topo) probe(h string, to netip.AddrPort) *prober {
-	tp.t.Helper()
-	p := &prober{stop: make(chan struct{})}
-	if err := tp.in(h, func() (err error) {
-		p.conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
-		return err
-	}); err != nil {
-		tp.t.Fatal(err)
-	}
-	p.wg.Add(2)
-	go func() {
-		defer p.wg.Done()
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-t.C:
-				p.conn.Write([]byte("ping"))
-			}
-		}
-	}()
-	go func() {
-		defer p.wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			n, err := p.conn.Read(buf)
-			if err != nil {
-				select {
-				case <-p.stop:
-					return
-				default:
-					continue // ICMP unreachable while nobody holds the VIP
-				}
-			}
-			id, _, _ := strings.Cut(string(buf[:n]), " ")
-			p.mu.Lock()
-			p.replies = append(p.replies, timedLine{time.Now(), id})
-			p.mu.Unlock()
-		}
-	}()
-	tp.t.Cleanup(func() {
-		close(p.stop)
-		p.conn.Close()
-		p.wg.Wait()
-	})
-	return p
-}
-
-// firstFrom returns when id first answered at or after from.
-func (p *prober) firstFrom(id string, from time.Time) (time.Time, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.replies {
-		if r.Text == id && !r.At.Before(from) {
-			return r.At, true
-		}
-	}
-	return time.Time{}, false
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,9 +27,9 @@ func TestVIPNamespaces(t *testing.T) {
 	viptest.RequireNetns(t)
 	bin := buildBinary(t)
 	ip := map[string]string{"n1": "198.51.100.1", "n2": "198.51.100.2", "n3": "198.51.100.3", "client": "198.51.100.10"}
-	addrs := map[string]string{}
+	addrs := map[string][]netip.Prefix{}
 	for h, a := range ip {
-		addrs[h] = a + "/24"
+		addrs[h] = []netip.Prefix{netip.MustParsePrefix(a + "/24")}
 	}
 	tp := viptest.NewTopo(t, "sreg-", addrs)
 	nodes := []string{"n1", "n2", "n3"}

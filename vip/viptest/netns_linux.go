@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,21 +18,30 @@ import (
 	"github.com/vishvananda/netns"
 )
 
+// The only ranges a Topo hands out: TEST-NET-2 and the IPv6 documentation
+// prefix, so a test can never claim a real address.
+const (
+	Net4 = "198.51.100.0/24"
+	Net6 = "2001:db8::/64"
+)
+
 // Topo is a LAN of network namespaces for tests on real kernel addresses:
 //
 //	host1 ─┐
 //	host2 ─┼─ br0 (in a namespace of its own)
 //	 ...  ─┘
 //
-// Each host is a namespace with eth0 (a veth whose peer is on the bridge)
-// holding the address the test gave it, lo up, no IPv6 and no route out.
-// Namespaces are named <prefix><pid>-<n>-<host>; NewTopo deletes them when
-// the test ends, pass or fail, and first deletes those of test processes
-// that died before they could.
+// Each host is a namespace with eth0 (a veth whose peer, p-<host>, is on
+// the bridge) holding the addresses the test gave it, lo up and no route
+// out. A host with no IPv6 address has IPv6 disabled; one with an IPv6
+// address gets no link-local address and takes no router advertisements,
+// so only the given addresses appear. Namespaces are named
+// <prefix><pid>-<n>-<host>; NewTopo deletes them when the test ends, pass
+// or fail, and first deletes those of test processes that died before
+// they could.
 type Topo struct {
 	T      testing.TB
 	Prefix string // of every namespace name, "<prefix><pid>-<n>"
-	prefix string // as given, for leftovers
 	hosts  []string
 }
 
@@ -56,29 +67,62 @@ func RequireNetns(t testing.TB) {
 }
 
 // NewTopo creates the bridge and one namespace per host of addrs, each
-// with its address (a prefix such as "198.51.100.1/24") on eth0.
-// namePrefix tells this package's namespaces from others' ("svip-").
-func NewTopo(t testing.TB, namePrefix string, addrs map[string]string) *Topo {
+// with its addresses on eth0 (prefixes such as 198.51.100.1/24 and
+// 2001:db8::1/64; IPv6 ones without duplicate address detection).
+// Addresses outside Net4 and Net6 fail the test. namePrefix tells one
+// package's namespaces from another's ("svip-").
+func NewTopo(t testing.TB, namePrefix string, addrs map[string][]netip.Prefix) *Topo {
 	t.Helper()
 	RequireNetns(t)
 	cleanLeftovers(t, namePrefix)
-	tp := &Topo{T: t, Prefix: fmt.Sprintf("%s%d-%d", namePrefix, os.Getpid(), topoSeq.Add(1)), prefix: namePrefix}
+	for h, ps := range addrs {
+		for _, p := range ps {
+			within := netip.MustParsePrefix(Net4)
+			if p.Addr().Is6() {
+				within = netip.MustParsePrefix(Net6)
+			}
+			if !p.IsValid() || p.Bits() < within.Bits() || !within.Contains(p.Addr()) {
+				t.Fatalf("viptest: %s's address %s is not within %s or %s", h, p, Net4, Net6)
+			}
+		}
+	}
+	tp := &Topo{T: t, Prefix: fmt.Sprintf("%s%d-%d", namePrefix, os.Getpid(), topoSeq.Add(1))}
 	t.Cleanup(tp.destroy)
 	tp.Must("netns", "add", tp.NS("br"))
 	tp.noIPv6("br")
 	tp.Must("-n", tp.NS("br"), "link", "add", "br0", "type", "bridge")
 	tp.Must("-n", tp.NS("br"), "link", "set", "br0", "up")
-	for h, addr := range addrs {
+	hosts := make([]string, 0, len(addrs))
+	for h := range addrs {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts) // the same interface order in every run
+	for _, h := range hosts {
 		tp.hosts = append(tp.hosts, h)
 		tp.Must("netns", "add", tp.NS(h))
-		tp.noIPv6(h)
+		v6 := false
+		for _, p := range addrs[h] {
+			v6 = v6 || p.Addr().Is6()
+		}
+		if v6 {
+			tp.quietIPv6(h)
+		} else {
+			tp.noIPv6(h)
+		}
 		// Created inside the bridge namespace with its peer straight in the
 		// host's: the root namespace never sees these interfaces.
 		tp.Must("-n", tp.NS("br"), "link", "add", "p-"+h, "type", "veth", "peer", "name", "eth0", "netns", tp.NS(h))
 		tp.Must("-n", tp.NS("br"), "link", "set", "p-"+h, "master", "br0", "up")
 		tp.Must("-n", tp.NS(h), "link", "set", "lo", "up")
 		tp.Must("-n", tp.NS(h), "link", "set", "eth0", "up")
-		tp.Must("-n", tp.NS(h), "addr", "add", addr, "dev", "eth0")
+		for _, p := range addrs[h] {
+			if p.Addr().Is6() {
+				// The test owns the prefix: DAD would only delay the address.
+				tp.Must("-n", tp.NS(h), "addr", "add", p.String(), "dev", "eth0", "nodad")
+			} else {
+				tp.Must("-n", tp.NS(h), "addr", "add", p.String(), "dev", "eth0")
+			}
+		}
 	}
 	return tp
 }
@@ -87,6 +131,14 @@ func NewTopo(t testing.TB, namePrefix string, addrs map[string]string) *Topo {
 // addresses appear on its interfaces.
 func (tp *Topo) noIPv6(h string) {
 	tp.Must("netns", "exec", tp.NS(h), "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+}
+
+// quietIPv6 keeps IPv6 in the namespace to the documentation prefix: the
+// interfaces created after it get no link-local address (addr_gen_mode
+// none) and take no router advertisements. Only lo has ::1.
+func (tp *Topo) quietIPv6(h string) {
+	tp.Must("netns", "exec", tp.NS(h), "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=1",
+		"net.ipv6.conf.default.accept_ra=0", "net.ipv6.conf.default.autoconf=0")
 }
 
 // NS is the name of host h's namespace ("br" is the bridge's).
@@ -194,6 +246,7 @@ func (tp *Topo) HasAddr(h, ip string) (bool, string) {
 
 // SetLink takes host h's cable out of the bridge or puts it back.
 func (tp *Topo) SetLink(h string, up bool) {
+	tp.T.Helper()
 	state := "down"
 	if up {
 		state = "up"

@@ -2,8 +2,15 @@
 // several nodes' backends share one Log, which keeps every call in order,
 // models the kernel's valid lifetime (an address that is not renewed
 // disappears), and notes every moment two nodes had one address up at once.
-// Use it where the real kernel cannot be used; the vip package's namespace
-// tests run the real netlink backend.
+// Use it where the real kernel cannot be used.
+//
+// On Linux it also provides Topo, the network-namespace LAN on which the
+// vip package's tests run the real netlink backend and examples run whole
+// nodes: hosts on one bridge with addresses from 198.51.100.0/24 and
+// 2001:db8::/64 only, link control, one `ip monitor` that orders every
+// host's address changes, a UDP prober, an ARP capture, and cleanup of the
+// namespaces, leftovers of killed test processes included. Tests that use
+// it skip without root and fail instead when SIPHA_CI=1.
 package viptest
 
 import (

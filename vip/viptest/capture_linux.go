@@ -1,4 +1,4 @@
-package vip_test
+package viptest
 
 import (
 	"encoding/binary"
@@ -11,45 +11,47 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// arpSeen is one ARP frame captured on the client.
-type arpSeen struct {
-	At       time.Time
+// ARPFrame is one ARP frame captured on a host.
+type ARPFrame struct {
+	At       time.Time // when the capture read it
 	EthDst   net.HardwareAddr
-	Op       uint16
+	Op       uint16 // 1 request, 2 reply
 	SHA      net.HardwareAddr
 	SPA, TPA netip.Addr
 }
 
 // parseARP decodes an Ethernet frame carrying ARP for IPv4, or reports
 // false.
-func parseARP(b []byte) (arpSeen, bool) {
+func parseARP(b []byte) (ARPFrame, bool) {
 	if len(b) < 14+28 || binary.BigEndian.Uint16(b[12:]) != 0x0806 {
-		return arpSeen{}, false
+		return ARPFrame{}, false
 	}
 	a := b[14:]
 	if binary.BigEndian.Uint16(a[0:]) != 1 || binary.BigEndian.Uint16(a[2:]) != 0x0800 || a[4] != 6 || a[5] != 4 {
-		return arpSeen{}, false
+		return ARPFrame{}, false
 	}
 	spa, _ := netip.AddrFromSlice(a[14:18])
 	tpa, _ := netip.AddrFromSlice(a[24:28])
-	return arpSeen{EthDst: net.HardwareAddr(append([]byte(nil), b[0:6]...)), Op: binary.BigEndian.Uint16(a[6:]),
+	return ARPFrame{EthDst: net.HardwareAddr(append([]byte(nil), b[0:6]...)), Op: binary.BigEndian.Uint16(a[6:]),
 		SHA: net.HardwareAddr(append([]byte(nil), a[8:14]...)), SPA: spa, TPA: tpa}, true
 }
 
-// arpCapture records the ARP frames seen on a host's eth0 through an
-// AF_PACKET socket opened in its namespace.
-type arpCapture struct {
+// ARPCapture records the ARP frames seen on a host's eth0 through an
+// AF_PACKET socket opened in its namespace. Its methods are safe for
+// concurrent use; it stops when the test ends.
+type ARPCapture struct {
 	fd   int
 	stop atomic.Bool
 	done chan struct{}
 	mu   sync.Mutex
-	seen []arpSeen
+	seen []ARPFrame
 }
 
-func (tp *topo) captureARP(h string) *arpCapture {
-	tp.t.Helper()
-	c := &arpCapture{done: make(chan struct{})}
-	err := tp.in(h, func() error {
+// CaptureARP starts recording the ARP frames on host h's eth0.
+func (tp *Topo) CaptureARP(h string) *ARPCapture {
+	tp.T.Helper()
+	c := &ARPCapture{done: make(chan struct{})}
+	err := tp.In(h, func() error {
 		ifc, err := net.InterfaceByName("eth0")
 		if err != nil {
 			return err
@@ -63,6 +65,8 @@ func (tp *topo) captureARP(h string) *arpCapture {
 			unix.Close(fd)
 			return err
 		}
+		// A read timeout lets the loop see stop without closing the fd
+		// under a blocked read.
 		tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 			unix.Close(fd)
@@ -72,14 +76,14 @@ func (tp *topo) captureARP(h string) *arpCapture {
 		return nil
 	})
 	if err != nil {
-		tp.t.Fatalf("capture on %s: %v", h, err)
+		tp.T.Fatalf("capture on %s: %v", h, err)
 	}
 	go c.loop()
-	tp.t.Cleanup(c.close)
+	tp.T.Cleanup(c.close)
 	return c
 }
 
-func (c *arpCapture) loop() {
+func (c *ARPCapture) loop() {
 	defer close(c.done)
 	buf := make([]byte, 2048)
 	for !c.stop.Load() {
@@ -96,7 +100,7 @@ func (c *arpCapture) loop() {
 	}
 }
 
-func (c *arpCapture) close() {
+func (c *ARPCapture) close() {
 	if c.stop.Swap(true) {
 		return
 	}
@@ -104,11 +108,11 @@ func (c *arpCapture) close() {
 	unix.Close(c.fd)
 }
 
-// frames returns the captured frames that match.
-func (c *arpCapture) frames(match func(arpSeen) bool) []arpSeen {
+// Frames returns the captured frames that match.
+func (c *ARPCapture) Frames(match func(ARPFrame) bool) []ARPFrame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []arpSeen
+	var out []ARPFrame
 	for _, a := range c.seen {
 		if match(a) {
 			out = append(out, a)
@@ -117,6 +121,7 @@ func (c *arpCapture) frames(match func(arpSeen) bool) []arpSeen {
 	return out
 }
 
+// htons puts a protocol number in network byte order, as AF_PACKET wants.
 func htons(v uint16) uint16 {
 	var b [2]byte
 	binary.BigEndian.PutUint16(b[:], v)
