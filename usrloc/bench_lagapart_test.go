@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // BenchmarkReplicationLagApart is BenchmarkReplicationLag with each of the
@@ -26,7 +27,7 @@ func BenchmarkReplicationLagApart(b *testing.B) {
 	const rate = 20000
 	const dur = 2 * time.Second
 	for range b.N {
-		addrs := freeAddrs(b, 3)
+		addrs := clustertest.LoopbackAddrs(b, 3)
 		var procs []*child
 		for i := range addrs {
 			procs = append(procs, startLagProcess(b, i, addrs, rate/3, dur))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/cluster/clustertest"
 )
 
 // BenchmarkSync1M: a node joins a node holding 1M realistic bindings over
@@ -32,7 +33,7 @@ func benchSync(b *testing.B, n int, apart bool) {
 	for range b.N {
 		id, addr := cluster.NodeID(donorID), ""
 		if apart {
-			addr = freeAddrs(b, 1)[0]
+			addr = clustertest.LoopbackAddrs(b, 1)[0]
 			startDonorProcess(b, addr, n)
 		} else {
 			nodes, _ := loopbackNodesB(b, 1)

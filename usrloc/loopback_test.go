@@ -13,7 +13,7 @@ import (
 func loopbackNodesB(tb testing.TB, n int) ([]*lbNode, []string) {
 	tb.Helper()
 	ids := nodeIDs(n)
-	addrs := freeAddrs(tb, n)
+	addrs := clustertest.LoopbackAddrs(tb, n)
 	var out []*lbNode
 	var trs []cluster.Transport
 	for i, id := range ids {
@@ -61,25 +61,7 @@ func startLoopback(tb testing.TB, id cluster.NodeID, addr string, peers []cluste
 
 // joinLoopback starts a node that knows only donor and must sync from it.
 func joinLoopback(tb testing.TB, id, donor cluster.NodeID, donorAddr string) *lbNode {
-	return startLoopback(tb, id, freeAddrs(tb, 1)[0], []cluster.Peer{{ID: donor, Addr: donorAddr}}, ReplicatorConfig{})
-}
-
-func freeAddrs(tb testing.TB, n int) []string {
-	tb.Helper()
-	addrs := make([]string, n)
-	var lns []net.Listener
-	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs[i] = ln.Addr().String()
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return addrs
+	return startLoopback(tb, id, clustertest.LoopbackAddrs(tb, 1)[0], []cluster.Peer{{ID: donor, Addr: donorAddr}}, ReplicatorConfig{})
 }
 
 // loopbackNodes starts n nodes on real loopback TCP, each with a store, a

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipha/sipha/ownership/ownershiptest"
 	"github.com/sipha/sipha/vip/viptest"
 )
 
@@ -68,7 +69,7 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 	for i := 0; i < trials(); i++ {
 		owner := waitOwner(t, tp)
 		other := map[string]string{"h1": "h2", "h2": "h1"}[owner]
-		waitUntil(t, 10*time.Second, "the client to reach the owner", func() bool {
+		ownershiptest.WaitFor(t, 10*time.Second, "the client to reach the owner", func() bool {
 			_, ok := probe.FirstFrom(sys.id(owner), time.Now().Add(-50*time.Millisecond))
 			return ok
 		})
@@ -76,7 +77,7 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 		tp.SetLink(owner, false)
 		sys.kill(owner)
 		var reply time.Time
-		waitUntil(t, 20*time.Second, "the client to reach the standby", func() bool {
+		ownershiptest.WaitFor(t, 20*time.Second, "the client to reach the standby", func() bool {
 			var ok bool
 			reply, ok = probe.FirstFrom(sys.id(other), t0)
 			return ok
@@ -130,7 +131,7 @@ func runTrials(t *testing.T, tp *topo, name string, sys system) {
 func waitOwner(t *testing.T, tp *topo) string {
 	t.Helper()
 	var owner string
-	waitUntil(t, 20*time.Second, "exactly one holder", func() bool {
+	ownershiptest.WaitFor(t, 20*time.Second, "exactly one holder", func() bool {
 		n := 0
 		for _, h := range []string{"h1", "h2"} {
 			if ok, _ := tp.HasAddr(h, nsVIP); ok {
@@ -219,7 +220,7 @@ vrrp_instance VI_1 {
 }
 
 func (k *keepalivedSys) ready(h string, since time.Time) {
-	waitUntil(k.tp.T, 20*time.Second, h+" keepalived in BACKUP state", func() bool {
+	ownershiptest.WaitFor(k.tp.T, 20*time.Second, h+" keepalived in BACKUP state", func() bool {
 		return k.procs[h].printed("Entering BACKUP STATE", since)
 	})
 }

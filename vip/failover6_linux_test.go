@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sipha/sipha/ownership/ownershiptest"
 )
 
 const nsVIP6 = "2001:db8::100"
@@ -27,7 +29,7 @@ func TestNamespaceFailoverIPv6(t *testing.T) {
 	clientFollows := func(t *testing.T, h string, since time.Time) time.Time {
 		t.Helper()
 		var reply time.Time
-		waitUntil(t, 5*time.Second, "the client to reach "+h+" at the VIP", func() bool {
+		ownershiptest.WaitFor(t, 5*time.Second, "the client to reach "+h+" at the VIP", func() bool {
 			var ok bool
 			reply, ok = probe.FirstFrom(id[h], since)
 			return ok

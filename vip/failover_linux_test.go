@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/ownership/ownershiptest"
 	"github.com/sipha/sipha/ownership/raftowner"
 	"github.com/sipha/sipha/vip/viptest"
 )
@@ -66,7 +67,7 @@ func newCluster3(tp *topo, prefix string, tune func(*childConfig)) *cluster3 {
 // slow to start; the test names them by what happened.
 func (c *cluster3) firstHolder() (owner, standby string) {
 	c.tp.T.Helper()
-	waitUntil(c.tp.T, 10*time.Second, "a first holder", func() bool {
+	ownershiptest.WaitFor(c.tp.T, 10*time.Second, "a first holder", func() bool {
 		for _, h := range []string{"h1", "h2"} {
 			if ok, _ := c.tp.HasAddr(h, c.vip); ok {
 				owner = h
@@ -86,7 +87,7 @@ func (c *cluster3) firstHolder() (owner, standby string) {
 // only to a voter that answered it just now.)
 func (c *cluster3) waitSIPLeader() {
 	c.tp.T.Helper()
-	waitUntil(c.tp.T, 20*time.Second, "a SIP node leading Raft", func() bool {
+	ownershiptest.WaitFor(c.tp.T, 20*time.Second, "a SIP node leading Raft", func() bool {
 		l := c.procs["h3"].lastLine("leader ")
 		return l == "leader n1" || l == "leader n2"
 	})
@@ -99,7 +100,7 @@ func (c *cluster3) start(h string) {
 func (c *cluster3) waitSaid(h, prefix string, from time.Time) timedLine {
 	c.tp.T.Helper()
 	var l timedLine
-	waitUntil(c.tp.T, 20*time.Second, h+" to say "+prefix, func() bool {
+	ownershiptest.WaitFor(c.tp.T, 20*time.Second, h+" to say "+prefix, func() bool {
 		var ok bool
 		l, ok = c.procs[h].said(prefix, from)
 		return ok
@@ -109,7 +110,7 @@ func (c *cluster3) waitSaid(h, prefix string, from time.Time) timedLine {
 
 func (c *cluster3) waitAddr(h string, present bool) {
 	c.tp.T.Helper()
-	waitUntil(c.tp.T, 10*time.Second, h+" VIP present="+map[bool]string{true: "yes", false: "no"}[present], func() bool {
+	ownershiptest.WaitFor(c.tp.T, 10*time.Second, h+" VIP present="+map[bool]string{true: "yes", false: "no"}[present], func() bool {
 		ok, _ := c.tp.HasAddr(h, c.vip)
 		return ok == present
 	})
@@ -130,7 +131,7 @@ func TestNamespaceFailover(t *testing.T) {
 	a, b := c.firstHolder() // owner, standby
 	id := map[string]string{"h1": "n1", "h2": "n2"}
 	probe := tp.Probe("client", netip.MustParseAddrPort(nsVIP+":5060"))
-	waitUntil(t, 5*time.Second, "the client to reach the owner at the VIP", func() bool {
+	ownershiptest.WaitFor(t, 5*time.Second, "the client to reach the owner at the VIP", func() bool {
 		_, ok := probe.FirstFrom(id[a], start)
 		return ok
 	})
@@ -157,7 +158,7 @@ func TestNamespaceFailover(t *testing.T) {
 			t.Errorf("two holders: %v", ov)
 		}
 		if _, ok := probe.FirstFrom(id[b], cut); !ok {
-			waitUntil(t, 5*time.Second, "the client to reach the new owner", func() bool { _, ok := probe.FirstFrom(id[b], cut); return ok })
+			ownershiptest.WaitFor(t, 5*time.Second, "the client to reach the new owner", func() bool { _, ok := probe.FirstFrom(id[b], cut); return ok })
 		}
 		tp.SetLink(a, true)
 		c.waitSIPLeader()
@@ -181,7 +182,7 @@ func TestNamespaceFailover(t *testing.T) {
 		tp.SetLink(b, false)
 		c.waitAddr(a, true)
 		var reply time.Time
-		waitUntil(t, 5*time.Second, "the client to reach the new owner", func() bool {
+		ownershiptest.WaitFor(t, 5*time.Second, "the client to reach the new owner", func() bool {
 			var ok bool
 			reply, ok = probe.FirstFrom(id[a], kill)
 			return ok

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipha/sipha/ownership/ownershiptest"
 	"github.com/sipha/sipha/vip"
 	"github.com/sipha/sipha/vip/viptest"
 )
@@ -40,7 +41,7 @@ func TestNetlinkBackendInNamespace(t *testing.T) {
 	}
 	mac := tp.MAC("h1")
 	vipAddr := v.Prefix.Addr()
-	waitUntil(t, 2*time.Second, "the gratuitous ARP at the client", func() bool {
+	ownershiptest.WaitFor(t, 2*time.Second, "the gratuitous ARP at the client", func() bool {
 		return len(capt.Frames(func(a viptest.ARPFrame) bool { return a.SPA == vipAddr })) > 0
 	})
 	g := capt.Frames(func(a viptest.ARPFrame) bool { return a.SPA == vipAddr })[0]
@@ -74,7 +75,7 @@ func TestNetlinkBackendInNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	added := time.Now()
-	waitUntil(t, 3*time.Second, "the kernel to expire the address", func() bool {
+	ownershiptest.WaitFor(t, 3*time.Second, "the kernel to expire the address", func() bool {
 		ok, _ := tp.HasAddr("h1", "198.51.100.100")
 		return !ok
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipha/sipha/cluster"
+	"github.com/sipha/sipha/ownership/ownershiptest"
 	"github.com/sipha/sipha/vip"
 	"github.com/sipha/sipha/vip/viptest"
 )
@@ -95,5 +96,5 @@ func TestSIPOptionsHealthCheck(t *testing.T) {
 		t.Fatalf("n1 stats %+v", st)
 	}
 	stacks["n1"].status.Store(200)
-	waitUntil(t, 5*time.Second, "n1 healthy again", p.mgrs["n1"].Healthy)
+	ownershiptest.WaitFor(t, 5*time.Second, "n1 healthy again", p.mgrs["n1"].Healthy)
 }

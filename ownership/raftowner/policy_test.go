@@ -90,7 +90,7 @@ func TestConfigValidate(t *testing.T) {
 // Lease/8) at 10k resources: each one's desired owner. It took 7.5 ms per
 // walk (30k allocations) when the walk sorted the names and each candidate
 // list allocated a set and two member lists; 2.4–3.1 ms and none without
-// (5 runs each, same machine, idle).
+// (5 runs each, back to back on the same machine).
 //
 //	go test -run '^$' -bench ReassignScan -benchmem ./ownership/raftowner/
 func BenchmarkReassignScan(b *testing.B) {
