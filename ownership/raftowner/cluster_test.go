@@ -149,6 +149,31 @@ func TestShutdownHandsOver(t *testing.T) {
 		took.Round(time.Millisecond), moved.Round(time.Millisecond), c.Node("n2").Config().ReassignDelay)
 }
 
+// A drained node's resources move on its report, not on its silence: the
+// survivors' clocks run at 1/50 of true time, so ReassignDelay (about
+// 0.2 s on their clocks) would take 10 s of true time to pass, and the
+// standby must hold the resource long before that. It fails when Shutdown
+// closes without reporting the releases it applied, and, when n1 leads,
+// when it hands leadership on before its releases were handed on.
+func TestShutdownHandsOverWithoutWaitingForSilence(t *testing.T) {
+	clustertest.CheckLeaks(t)
+	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three})
+	c.Ensure(ownership.Spec{Name: "vip/d", Candidates: three})
+	c.WaitHolder("vip/d", wait, func(id cluster.NodeID) bool { return id == "n1" })
+	for _, id := range []cluster.NodeID{"n2", "n3"} {
+		c.SetClockRate(id, 0.02)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	led := c.Leader() == "n1" // then the next leader never heard n1's report
+	start := time.Now()
+	if err := c.Stop(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitHolder("vip/d", 5*time.Second, func(id cluster.NodeID) bool { return id == "n2" })
+	t.Logf("n2 held vip/d %v after n1's Shutdown began (n1 led Raft: %v)", time.Since(start).Round(time.Millisecond), led)
+}
+
 func TestLeaderShutdownTransfersLeadership(t *testing.T) {
 	clustertest.CheckLeaks(t)
 	c := ownershiptest.New(t, ownershiptest.Config{Nodes: three})

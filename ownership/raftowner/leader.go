@@ -86,6 +86,16 @@ func (ls *leaderState) movingAway(id cluster.NodeID, now time.Time) bool {
 	return pending
 }
 
+// peer returns the record of id, creating it.
+func (ls *leaderState) peer(id cluster.NodeID) *peerState {
+	p := ls.peers[id]
+	if p == nil {
+		p = &peerState{}
+		ls.peers[id] = p
+	}
+	return p
+}
+
 func (ls *leaderState) eligible(id cluster.NodeID) bool {
 	p := ls.peers[id]
 	return p != nil && p.eligible && ls.n.cfg.Now().Sub(p.lastAck) < ls.n.cfg.Lease
@@ -254,6 +264,12 @@ func (n *Node) leaderLoop() {
 				continue
 			}
 			ls.renewing[r.from] = true
+			// The applied index a node reports is a fact whether or not
+			// the confirmation round that would ack it succeeds: record it
+			// now. A draining node's last renewal reports its releases, and
+			// it may close before any round completes (see reportReleases).
+			p := ls.peer(r.from)
+			p.applied = max(p.applied, r.msg.Index)
 			batch = append(batch, r)
 			next()
 		case c := <-n.confirmCh:
@@ -298,15 +314,9 @@ func (n *Node) ackBatch(ls *leaderState, batch []renewal) {
 	index := n.ackIndex()
 	changed := false
 	for _, r := range batch {
-		p := ls.peers[r.from]
-		if p == nil {
-			p = &peerState{}
-			ls.peers[r.from] = p
-		}
+		p := ls.peer(r.from)
 		if ls.movingAway(r.from, now) {
-			// No ack yet (the renewer retries in Lease/4); see movingAway.
-			p.applied = max(p.applied, r.msg.Index)
-			continue
+			continue // no ack yet (the renewer retries in Lease/4); see movingAway
 		}
 		elig := r.msg.Flags&flagHealthy != 0 && r.msg.Flags&flagDraining == 0
 		if elig && (!p.eligible || now.Sub(p.lastAck) >= n.cfg.Lease) {
@@ -315,7 +325,6 @@ func (n *Node) ackBatch(ls *leaderState, batch []renewal) {
 		changed = changed || elig != p.eligible || p.draining != (r.msg.Flags&flagDraining != 0)
 		p.eligible, p.draining = elig, r.msg.Flags&flagDraining != 0
 		p.lastAck = now
-		p.applied = max(p.applied, r.msg.Index)
 		ack := message{Kind: msgAck, Seq: r.msg.Seq, Index: index}
 		if r.from == n.cfg.ID {
 			n.handleAck(ack)

@@ -34,6 +34,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.reportReleases(ctx)
 	}
 	if err == nil && n.raft.State() == raft.Leader && n.otherVoters() > 0 {
+		n.awaitHandedOn(ctx)
 		if terr := n.transferLeadership(ctx); terr != nil {
 			n.cfg.Logger.Warn("raftowner: leadership transfer failed", "err", terr)
 		}
@@ -55,14 +56,36 @@ func (n *Node) reportReleases(ctx context.Context) {
 	n.mu.Lock()
 	seq := n.lease.seq
 	n.mu.Unlock()
-	deadline := time.Now().Add(n.cfg.Lease)
-	for time.Now().Before(deadline) {
+	n.pollFor(ctx, func() bool {
 		n.mu.Lock()
+		defer n.mu.Unlock()
 		_, waiting := n.lease.sent[seq]
-		n.mu.Unlock()
-		if !waiting {
-			return
-		}
+		return waiting
+	})
+}
+
+// awaitHandedOn waits, at most a lease, until no resource this node
+// released is still unowned. A draining leader knows it applied its
+// releases; the next leader does not, and would wait ReassignDelay for
+// this node's silence before handing them on.
+func (n *Node) awaitHandedOn(ctx context.Context) {
+	pending := func() bool {
+		p := false
+		n.fsm.view(func(s *state) {
+			for _, r := range s.resources {
+				p = p || (r.Owner == "" && r.ReleasedBy == n.cfg.ID)
+			}
+		})
+		return p
+	}
+	n.pollFor(ctx, pending)
+}
+
+// pollFor calls busy every Lease/32 while it reports true, for at most a
+// lease, or until ctx ends or the node closes.
+func (n *Node) pollFor(ctx context.Context, busy func() bool) {
+	deadline := time.Now().Add(n.cfg.Lease)
+	for busy() && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
