@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/sipha/sipha/cluster/clustertest"
 	"github.com/sipha/sipha/ratelimit"
 )
 
@@ -14,6 +15,7 @@ import (
 // Retry-After and never reaches the handler; tenant b is not affected;
 // in-dialog requests of tenant a still get through.
 func TestMiddlewareOverUDP(t *testing.T) {
+	clustertest.CheckLeaks(t)
 	lim := newLocal(t, ratelimit.Config{Default: ratelimit.Limit{Rate: 0.1, Burst: 3}})
 	var rejected atomic.Int64
 	mw, err := ratelimit.Middleware(lim, ratelimit.MiddlewareConfig{
@@ -60,6 +62,7 @@ func TestMiddlewareOverUDP(t *testing.T) {
 // TestMiddlewareMethodsAndStatus: only INVITE limited, custom status and no
 // Retry-After.
 func TestMiddlewareMethodsAndStatus(t *testing.T) {
+	clustertest.CheckLeaks(t)
 	lim := newLocal(t, ratelimit.Config{Default: ratelimit.Limit{Rate: 0.1, Burst: 1}})
 	mw, err := ratelimit.Middleware(lim, ratelimit.MiddlewareConfig{
 		Pipe: ratelimit.SourceIP, Methods: []sip.RequestMethod{sip.INVITE},

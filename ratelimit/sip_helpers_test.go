@@ -15,10 +15,13 @@ import (
 // every request that reaches them with 486 (so an admitted INVITE is told
 // from a rejected one by the status alone).
 type sipServer struct {
-	port int
-	srv  *sipgo.Server
-	pc   net.PacketConn
-	wg   sync.WaitGroup
+	port    int
+	srv     *sipgo.Server
+	pc      net.PacketConn
+	wg      sync.WaitGroup // the serve loop
+	mu      sync.Mutex
+	closing bool           // set before hwg.Wait: no handler starts after
+	hwg     sync.WaitGroup // handlers, each until its INVITE's ACK
 }
 
 func startSIPServer(tb testing.TB, wrap func(sipgo.RequestHandler) sipgo.RequestHandler) *sipServer {
@@ -34,22 +37,56 @@ func startSIPServer(tb testing.TB, wrap func(sipgo.RequestHandler) sipgo.Request
 	busy := func(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil))
 	}
-	srv.OnInvite(wrap(busy))
-	srv.OnBye(wrap(busy))
-	srv.OnOptions(wrap(busy))
+	s := &sipServer{srv: srv}
+	h := s.track(wrap(busy))
+	srv.OnInvite(h)
+	srv.OnBye(h)
+	srv.OnOptions(h)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &sipServer{port: pc.LocalAddr().(*net.UDPAddr).Port, srv: srv, pc: pc}
+	s.port, s.pc = pc.LocalAddr().(*net.UDPAddr).Port, pc
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); srv.ServeUDP(pc) }()
 	tb.Cleanup(func() {
-		ua.Close()
-		pc.Close() // ua.Close leaves served sockets open
+		// The UA closes last, once nothing more reaches it: sipgo handles
+		// each datagram in a goroutine of its own, and one that finds the
+		// listener gone (an ACK read just before the close) answers on a
+		// socket it opens, read by a goroutine nothing stops. So every
+		// INVITE's handler waits for its ACK, and the socket closes (ua.Close
+		// leaves served sockets open) before the UA.
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		s.hwg.Wait()
+		pc.Close()
 		s.wg.Wait()
+		ua.Close()
 	})
 	return s
+}
+
+// track counts h's calls in hwg; an INVITE's call ends once the final
+// response's ACK has reached the transaction (or it ended without one).
+func (s *sipServer) track(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		s.mu.Lock()
+		if s.closing { // a late retransmission; the transaction answers it
+			s.mu.Unlock()
+			return
+		}
+		s.hwg.Add(1)
+		s.mu.Unlock()
+		defer s.hwg.Done()
+		h(req, tx)
+		if req.IsInvite() {
+			select {
+			case <-tx.Acks():
+			case <-tx.Done():
+			}
+		}
+	}
 }
 
 func newSIPClient(tb testing.TB) *sipgo.Client {
