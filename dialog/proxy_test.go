@@ -44,13 +44,15 @@ func serve(t testing.TB, ua *sipgo.UserAgent, srv *sipgo.Server, pc net.PacketCo
 		srv.ServeUDP(pc)
 	}()
 	t.Cleanup(func() {
-		ua.Close()
+		// Socket first, UA last: a datagram sipgo reads after its UA
+		// closed is answered on a socket it opens and reads for ever.
 		pc.Close()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Error("sipgo server still serving 10s after Close")
 		}
+		ua.Close()
 	})
 }
 

@@ -48,7 +48,9 @@ func startSIPStack(t *testing.T) *sipStack {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); srv.ServeUDP(pc) }()
-	t.Cleanup(func() { ua.Close(); pc.Close(); wg.Wait() })
+	// Socket first, UA last: a datagram sipgo reads after its UA closed is
+	// answered on a socket it opens and reads for ever.
+	t.Cleanup(func() { pc.Close(); wg.Wait(); ua.Close() })
 	return s
 }
 

@@ -164,13 +164,15 @@ func newUA(t *testing.T, user string) *ua {
 	done := make(chan struct{})
 	go func() { defer close(done); u.srv.ServeUDP(pc) }()
 	t.Cleanup(func() {
-		u.ua.Close()
+		// Socket first, UA last: a datagram sipgo reads after its UA
+		// closed is answered on a socket it opens and reads for ever.
 		pc.Close()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Error("UA still serving 10 s after Close")
 		}
+		u.ua.Close()
 	})
 	return u
 }
