@@ -263,6 +263,7 @@ func (c *testCluster) Holder(origin cluster.NodeID) cluster.NodeID {
 
 func (c *testCluster) Eventually(timeout time.Duration, what string, cond func() bool) {
 	c.t.Helper()
+	c.why = "" // only cond's own verdict, not an earlier wait's
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {

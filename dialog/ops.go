@@ -186,11 +186,18 @@ func (t *Tracker) deadline(r *record) (int64, Reason) {
 func (t *Tracker) expire(id ID, origin cluster.NodeID) {
 	ep, ok := t.own.Held(nodeResource(origin))
 	if !ok {
+		t.mu.Lock()
+		if r := t.dialogs[id]; r != nil && (r.live() || !r.has(flagReported)) {
+			t.retryLocked(r)
+		}
+		t.mu.Unlock()
 		return
 	}
 	e, _ := t.change(id, false, func(r *record) bool {
 		if r.state == Terminated {
-			return false
+			// Ended while the lease had lapsed: the change runs the
+			// bookkeeping again, which fires the terminate hook.
+			return !r.has(flagReported)
 		}
 		at, reason := t.deadline(r)
 		if t.now() < at {

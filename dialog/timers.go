@@ -40,6 +40,10 @@ func (h *timerHeap) remove(r *record) {
 	}
 }
 
+// heldRetry is how soon an owner action that found the lease lapsed (Held
+// false while the watch still says held) is tried again.
+const heldRetry = 20 * time.Millisecond
+
 // schedule puts r's deadline in the heap. The caller holds the lock and
 // owns r's origin.
 func (t *Tracker) schedule(r *record) {
@@ -48,6 +52,23 @@ func (t *Tracker) schedule(r *record) {
 		t.timers.remove(r)
 		return
 	}
+	t.arm(r, at)
+}
+
+// retryLocked puts r back in the heap heldRetry from now: its timer fired,
+// or it ended, while this node's lease had lapsed for a moment. A lapse
+// that the watch sees ends in Lost (which clears the origin's timers) and
+// Acquired (which reschedules them and reports ended dialogs); one too
+// short for the watch to see ends in neither, and without the retry the
+// timer or the terminate hook would be lost until the next takeover.
+func (t *Tracker) retryLocked(r *record) {
+	if _, held := t.held[r.origin]; held && r.timerIdx < 0 {
+		t.arm(r, t.now()+int64(heldRetry))
+	}
+}
+
+// arm puts r in the heap at at.
+func (t *Tracker) arm(r *record, at int64) {
 	if r.timerIdx >= 0 {
 		if r.timerAt == at {
 			return

@@ -276,6 +276,7 @@ func (t *Tracker) after(r *record, before []ProfileKey, old State, replicate boo
 			// The watch can lag a lapsed lease; Held is the authority.
 			ep, ok := t.own.Held(h.name)
 			if !ok {
+				t.retryLocked(r)
 				return t.withUpdate(e, r, replicate)
 			}
 			r.flags |= flagReported

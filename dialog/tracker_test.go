@@ -2,11 +2,13 @@ package dialog
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/sipha/sipha/cluster/clustertest"
+	"github.com/sipha/sipha/ownership"
 )
 
 func TestLifecycleByeFromCallee(t *testing.T) {
@@ -158,6 +160,75 @@ func TestTimeouts(t *testing.T) {
 		}
 		if s := tr.Stats(); s.Timeouts != 4 || s.Live != 0 {
 			t.Fatalf("stats %+v", s)
+		}
+		tr.Close()
+	})
+}
+
+// blinkOwner is an ownership manager whose lease can lapse without its
+// watch noticing: Held says no, and no Lost or Acquired event follows (a
+// lapse shorter than the watch's poll, on a loaded machine).
+type blinkOwner struct {
+	ownership.Manager
+	lapsed atomic.Bool
+}
+
+func (b *blinkOwner) Held(res string) (ownership.Epoch, bool) {
+	if b.lapsed.Load() {
+		return 0, false
+	}
+	return b.Manager.Held(res)
+}
+
+// TestLeaseBlink: a maximum duration that comes due, and a BYE that ends a
+// call, while the owner's lease has lapsed unseen. Nothing fires during the
+// lapse (the owner may not act); both fire once it ends. Before the retry,
+// the timer and the hook were dropped until the next takeover (CI saw
+// TestKillOwnerMidCall's timeout never fire).
+func TestLeaseBlink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var h hooks
+		// A tombstone (kept by every tracker with a transport) is what the
+		// BYE's hook is retried from.
+		cfg := Config{MaxDuration: time.Minute, TombstoneTTL: time.Minute}
+		h.install(&cfg)
+		own := &blinkOwner{Manager: ownership.NewSingle("n1")}
+		cfg.Ownership = own
+		tr := newTracker(t, cfg)
+		time.Sleep(time.Second) // the tracker ensures and acquires node/n1
+		synctest.Wait()
+		if _, ok := own.Held(ownership.NodeResource("n1")); !ok {
+			t.Fatal("node/n1 not held")
+		}
+		long, bye := call{"long", "a", "b"}, call{"bye", "a", "b"}
+		for _, c := range []call{long, bye} {
+			tr.Invite(c.invite(t))
+			tr.Response(c.res(t, 200, "b"))
+			tr.Request(c.req(t, "ACK", false, 1))
+		}
+		time.Sleep(59 * time.Second)
+		own.lapsed.Store(true)
+		tr.Request(bye.req(t, "BYE", false, 2))
+		time.Sleep(5 * time.Second) // long's maximum comes due
+		synctest.Wait()
+		if got := h.terminated(); len(got) != 0 {
+			t.Fatalf("%d terminate events while the lease had lapsed: %+v", len(got), got)
+		}
+		if s := tr.Stats(); s.Live != 1 {
+			t.Fatalf("live %d during the lapse, want 1 (long, not ended without the lease)", s.Live)
+		}
+		own.lapsed.Store(false)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		want := map[string]Reason{"long": ReasonMaxDuration, "bye": ReasonBye}
+		got := h.terminated()
+		if len(got) != len(want) {
+			t.Fatalf("%d terminate events after the lapse, want %d: %+v", len(got), len(want), got)
+		}
+		for _, ev := range got {
+			if ev.Reason != want[ev.ID.CallID] {
+				t.Errorf("%s ended by %v, want %v", ev.ID.CallID, ev.Reason, want[ev.ID.CallID])
+			}
 		}
 		tr.Close()
 	})
