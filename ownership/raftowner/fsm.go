@@ -38,6 +38,10 @@ type fsm struct {
 	// restore that changed owners (also with no changes after a member
 	// change), never concurrently, after mu is released.
 	onChange func(changes []change, index uint64)
+	// onTouch, when set, is called just before onChange with the resource
+	// the entry was about, or all when it may change any decision
+	// (membership, weights, health, a snapshot restore).
+	onTouch func(name string, all bool)
 }
 
 func newFSM(onChange func([]change, uint64)) *fsm {
@@ -66,6 +70,14 @@ func (f *fsm) Apply(l *raft.Log) any {
 	changes, res := f.st.apply(c, l.Index)
 	f.applied.Store(l.Index)
 	f.mu.Unlock()
+	if f.onTouch != nil {
+		switch c.Kind {
+		case cmdEnsure, cmdRemove, cmdAssign:
+			f.onTouch(c.Name, false)
+		default:
+			f.onTouch("", true)
+		}
+	}
 	if f.onChange != nil {
 		f.onChange(changes, l.Index)
 	}
@@ -154,6 +166,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.st = st
 	f.applied.Store(applied)
 	f.mu.Unlock()
+	if f.onTouch != nil {
+		f.onTouch("", true)
+	}
 	if f.onChange != nil {
 		f.onChange(diffStates(old, st), f.applied.Load())
 	}

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -299,8 +300,13 @@ func (n *Node) leaderLoop() {
 				n.maybeYield(ls)
 			}
 		case <-n.leaderKck:
+			names, all := n.touched.take()
 			if ls = n.sameTerm(ls); ls != nil {
-				n.reassign(ls)
+				if all {
+					n.reassign(ls)
+				} else {
+					n.reassignNames(ls, names)
+				}
 			}
 		}
 	}
@@ -361,9 +367,10 @@ func (n *Node) ackIndex() uint64 {
 	return n.fsm.applied.Load()
 }
 
-// reassign proposes the owner changes the policies call for. Every
-// proposal is a compare-and-set on (owner, epoch), so a stale decision
-// commits as a no-op.
+// reassign proposes the owner changes the policies call for, walking every
+// resource (each tick, and after a change of membership, weights or
+// health). Every proposal is a compare-and-set on (owner, epoch), so a
+// stale decision commits as a no-op.
 func (n *Node) reassign(ls *leaderState) {
 	now := n.cfg.Now()
 	var cmds []command
@@ -372,46 +379,115 @@ func (n *Node) reassign(ls *leaderState) {
 		// 10k names every tick cost half the walk; the proposals are
 		// sorted below instead.
 		for _, r := range s.resources {
-			if p, ok := ls.proposed[r.Name]; ok && p.epoch == r.Epoch && now.Sub(p.at) < n.cfg.Lease {
-				continue
-			}
-			to := desired(s, r, ls, now, n.cfg.HoldDown)
-			var c *command
-			switch {
-			case r.Owner == "":
-				if r.ReleasedBy != "" && !ls.dead(r.ReleasedBy) {
-					if p := ls.peers[r.ReleasedBy]; p == nil || p.applied < r.ReleaseIndex {
-						continue // the old owner may still be acting
-					}
-				}
-				if to != "" && !ls.betterUnknown(s, r, to) {
-					c = &command{Kind: cmdAssign, Name: r.Name, FromEpoch: r.Epoch, To: to}
-				}
-			case ls.failed(r.Owner):
-				// A better-ranked candidate that has not renewed with this
-				// leader yet (right after an election, everyone) is waited
-				// for, as for a new resource: else the leader's own
-				// immediate ack would win it the resource. With no
-				// eligible candidate yet, the same wait keeps it from
-				// being released to nobody first.
-				if to != r.Owner && !ls.betterUnknown(s, r, to) {
-					c = &command{Kind: cmdAssign, Name: r.Name, From: r.Owner, FromEpoch: r.Epoch, To: to}
-				}
-			case to != r.Owner && ls.alive(r.Owner) && (to != "" || ls.peers[r.Owner].draining):
-				// A live owner gives the resource up first; the new owner
-				// gets it once the old one has applied the release.
-				c = &command{Kind: cmdAssign, Name: r.Name, From: r.Owner, FromEpoch: r.Epoch}
-			}
-			if c != nil {
-				cmds = append(cmds, *c)
-				ls.proposed[r.Name] = proposal{epoch: r.Epoch, from: r.Owner, at: now}
+			cmds = n.decide(ls, s, r, now, cmds)
+		}
+	})
+	n.propose(cmds)
+}
+
+// reassignNames is reassign for the resources that committed entries were
+// about, between ticks: an Ensure, an Assign or a Remove changes only its
+// own resource's decision, so a busy table (10k tenants added one by one)
+// costs the leader O(changes) per entry, not a walk of every resource.
+func (n *Node) reassignNames(ls *leaderState, names []string) {
+	now := n.cfg.Now()
+	var cmds []command
+	n.fsm.view(func(s *state) {
+		for _, name := range names {
+			if r, ok := s.resources[name]; ok {
+				cmds = n.decide(ls, s, r, now, cmds)
 			}
 		}
 	})
+	n.propose(cmds)
+}
+
+// decide appends the owner change r's policy calls for, if any, to cmds.
+func (n *Node) decide(ls *leaderState, s *state, r *resource, now time.Time, cmds []command) []command {
+	if p, ok := ls.proposed[r.Name]; ok && p.epoch == r.Epoch && now.Sub(p.at) < n.cfg.Lease {
+		return cmds
+	}
+	to := desired(s, r, ls, now, n.cfg.HoldDown)
+	var c *command
+	switch {
+	case r.Owner == "":
+		if r.ReleasedBy != "" && !ls.dead(r.ReleasedBy) {
+			if p := ls.peers[r.ReleasedBy]; p == nil || p.applied < r.ReleaseIndex {
+				return cmds // the old owner may still be acting
+			}
+		}
+		if to != "" && !ls.betterUnknown(s, r, to) {
+			c = &command{Kind: cmdAssign, Name: r.Name, FromEpoch: r.Epoch, To: to}
+		}
+	case ls.failed(r.Owner):
+		// A better-ranked candidate that has not renewed with this
+		// leader yet (right after an election, everyone) is waited
+		// for, as for a new resource: else the leader's own
+		// immediate ack would win it the resource. With no
+		// eligible candidate yet, the same wait keeps it from
+		// being released to nobody first.
+		if to != r.Owner && !ls.betterUnknown(s, r, to) {
+			c = &command{Kind: cmdAssign, Name: r.Name, From: r.Owner, FromEpoch: r.Epoch, To: to}
+		}
+	case to != r.Owner && ls.alive(r.Owner) && (to != "" || ls.peers[r.Owner].draining):
+		// A live owner gives the resource up first; the new owner
+		// gets it once the old one has applied the release.
+		c = &command{Kind: cmdAssign, Name: r.Name, From: r.Owner, FromEpoch: r.Epoch}
+	}
+	if c == nil {
+		return cmds
+	}
+	ls.proposed[r.Name] = proposal{epoch: r.Epoch, from: r.Owner, at: now}
+	return append(cmds, *c)
+}
+
+// propose submits cmds in name order.
+func (n *Node) propose(cmds []command) {
 	slices.SortFunc(cmds, func(a, b command) int { return strings.Compare(a.Name, b.Name) })
 	for _, c := range cmds {
 		// Not waited for: the FSM callback kicks the next round, and a
 		// failed proposal is retried after a lease.
 		n.raft.Apply(c.encode(), n.cfg.Lease)
 	}
+}
+
+// touchSet collects what committed entries were about, from the FSM
+// goroutine, for the leader's next reassignNames. Past touchLimit names it
+// asks for a full walk instead, which also bounds it on a follower, where
+// nothing takes it until the node leads (and a new leader walks everything
+// at its first tick anyway).
+type touchSet struct {
+	mu    sync.Mutex
+	names map[string]struct{}
+	all   bool
+}
+
+const touchLimit = 4096
+
+func (t *touchSet) add(name string, all bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if all || t.all || len(t.names) >= touchLimit {
+		t.all, t.names = true, nil
+		return
+	}
+	if t.names == nil {
+		t.names = map[string]struct{}{}
+	}
+	t.names[name] = struct{}{}
+}
+
+// take empties the set: the names, or all when a full walk is due.
+func (t *touchSet) take() (names []string, all bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	all = t.all
+	if !all {
+		names = make([]string, 0, len(t.names))
+		for name := range t.names {
+			names = append(names, name)
+		}
+	}
+	t.names, t.all = nil, false
+	return names, all
 }

@@ -170,21 +170,19 @@ func (n *Node) evalLocked(moved ...ownership.Event) time.Duration {
 			}
 		})
 	}
-	var evs []ownership.Event
-	for _, name := range sortedKeys(n.announced) {
-		if e := n.announced[name]; held[name] != e {
-			evs = append(evs, ownership.Event{Resource: name, Kind: ownership.Lost, Claim: ownership.Claim{Node: n.cfg.ID, Epoch: e}})
-			delete(n.announced, name)
+	n.evalValid = valid
+	var lost, acquired []string
+	for name, e := range n.announced {
+		if held[name] != e {
+			lost = append(lost, name)
 		}
 	}
-	evs = append(evs, moved...)
-	for _, name := range sortedKeys(held) {
-		if _, ok := n.announced[name]; !ok {
-			n.announced[name] = held[name]
-			evs = append(evs, ownership.Event{Resource: name, Kind: ownership.Acquired, Claim: ownership.Claim{Node: n.cfg.ID, Epoch: held[name]}})
+	for name := range held {
+		if e, ok := n.announced[name]; !ok || held[name] != e {
+			acquired = append(acquired, name)
 		}
 	}
-	n.hub.Publish(evs...)
+	n.publishLocked(lost, acquired, held, moved)
 	wait := n.cfg.Lease / 8
 	if len(n.announced) > 0 {
 		if left := n.lease.cur.expiry.Sub(now); left < wait {
@@ -192,6 +190,58 @@ func (n *Node) evalLocked(moved ...ownership.Event) time.Duration {
 		}
 	}
 	return wait
+}
+
+// publishLocked announces the lost names (Lost, with the epoch announced),
+// then moved, then the acquired names (Acquired, at held's epoch), each in
+// name order, and records them in announced.
+func (n *Node) publishLocked(lost, acquired []string, held map[string]ownership.Epoch, moved []ownership.Event) {
+	slices.Sort(lost)
+	slices.Sort(acquired)
+	evs := make([]ownership.Event, 0, len(lost)+len(moved)+len(acquired))
+	for _, name := range lost {
+		evs = append(evs, ownership.Event{Resource: name, Kind: ownership.Lost, Claim: ownership.Claim{Node: n.cfg.ID, Epoch: n.announced[name]}})
+		delete(n.announced, name)
+	}
+	evs = append(evs, moved...)
+	for _, name := range acquired {
+		n.announced[name] = held[name]
+		evs = append(evs, ownership.Event{Resource: name, Kind: ownership.Acquired, Claim: ownership.Claim{Node: n.cfg.ID, Epoch: held[name]}})
+	}
+	n.hub.Publish(evs...)
+}
+
+// evalChangesLocked is evalLocked for an FSM entry: while the lease's
+// validity is what the last evaluation saw, only the changed resources can
+// be lost or acquired, so it looks at those alone. An Ensure or a member
+// change (no owner change) costs nothing here, where a walk of every
+// resource per entry made adding 10k tenants one by one quadratic.
+func (n *Node) evalChangesLocked(changes []change, moved []ownership.Event) {
+	valid := !n.closed && n.leaseValidLocked()
+	if valid != n.evalValid {
+		n.evalLocked(moved...)
+		return
+	}
+	var lost, acquired []string
+	held := map[string]ownership.Epoch{}
+	n.fsm.view(func(s *state) {
+		for _, c := range changes { // one per name (an entry, or diffStates)
+			name := c.Name
+			var e ownership.Epoch
+			if r, ok := s.resources[name]; ok && valid && r.Owner == n.cfg.ID {
+				e = ownership.Epoch(r.Epoch)
+			}
+			was, announced := n.announced[name]
+			if announced && was != e {
+				lost = append(lost, name)
+			}
+			if e != 0 && (!announced || was != e) {
+				held[name] = e
+				acquired = append(acquired, name)
+			}
+		}
+	})
+	n.publishLocked(lost, acquired, held, moved)
 }
 
 // onChange is the FSM's callback: it publishes Moved for each owner change
@@ -204,7 +254,7 @@ func (n *Node) onChange(changes []change, _ uint64) {
 		moved = append(moved, ownership.Event{Resource: c.Name, Kind: ownership.Moved, Removed: c.Removed,
 			Claim: ownership.Claim{Node: c.New, Epoch: ownership.Epoch(c.Epoch)}})
 	}
-	n.evalLocked(moved...)
+	n.evalChangesLocked(changes, moved)
 	n.publishMembersLocked()
 	n.mu.Unlock()
 	select {

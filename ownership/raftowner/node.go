@@ -41,6 +41,7 @@ type Node struct {
 	mu          sync.Mutex
 	lease       leaseState
 	announced   map[string]ownership.Epoch // resources we told watchers we hold
+	evalValid   bool                       // the lease's validity at the last evalLocked
 	lastMembers []ownership.Member         // as last published to mhub
 	draining    bool
 	unhealthy   bool
@@ -62,6 +63,7 @@ type Node struct {
 	requestCh                   chan inbound    // requests for the request worker
 	kick                        chan struct{}   // re-evaluate held resources now
 	leaderKck                   chan struct{}   // re-run the leader's reassignment now
+	touched                     touchSet        // what leaderKck's reassignment looks at
 	quit                        chan struct{}   // closed by Close
 	ctx                         context.Context // canceled by Close, for internal requests
 	cancel                      context.CancelFunc
@@ -115,6 +117,7 @@ func New(tr cluster.Transport, rt raft.Transport, cfg Config) (*Node, error) {
 	n.lease.seq = rand.Uint64()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.fsm = newFSM(n.onChange)
+	n.fsm.onTouch = n.touched.add
 
 	rc := raftConfig(cfg)
 	if err := raft.ValidateConfig(rc); err != nil {
