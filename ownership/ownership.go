@@ -184,7 +184,10 @@ type Manager interface {
 	// Ensure registers the resource or updates its candidates and policy.
 	// It returns once the change is committed.
 	Ensure(ctx context.Context, spec Spec) error
-	// Remove deletes a resource; its holder gets Lost.
+	// Remove deletes a resource; its holder gets Lost. Removing an absent
+	// resource is not an error: Remove is idempotent, so a request retried
+	// after a lost reply (raftowner retries across leader changes) cannot
+	// fail because its first attempt succeeded.
 	Remove(ctx context.Context, resource string) error
 }
 

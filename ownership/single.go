@@ -94,7 +94,8 @@ func (s *Single) Ensure(ctx context.Context, spec Spec) error {
 	return nil
 }
 
-// Remove deletes the resource; watchers get Lost and Moved.
+// Remove deletes the resource; watchers get Lost and Moved. Removing an
+// absent resource does nothing and is not an error.
 func (s *Single) Remove(ctx context.Context, resource string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -103,7 +104,7 @@ func (s *Single) Remove(ctx context.Context, resource string) error {
 	defer s.mu.Unlock()
 	e, ok := s.owned[resource]
 	if !ok {
-		return ErrUnknown
+		return nil
 	}
 	delete(s.owned, resource)
 	s.hub.Publish(Event{Resource: resource, Kind: Lost, Claim: Claim{Node: s.id, Epoch: e}, Removed: true},

@@ -50,8 +50,16 @@ func TestSingle(t *testing.T) {
 	if e := <-events; e.Kind != Lost || !e.Removed || e.Claim.Epoch != 1 {
 		t.Fatalf("want Lost of vip/a, got %+v", e)
 	}
-	if err := s.Remove(ctx, "vip/a"); !errors.Is(err, ErrUnknown) {
+	if e := <-events; e.Kind != Moved || !e.Removed {
+		t.Fatalf("want Moved (removed) of vip/a, got %+v", e)
+	}
+	if err := s.Remove(ctx, "vip/a"); err != nil { // idempotent, as raftowner's
 		t.Fatalf("second Remove = %v", err)
+	}
+	select {
+	case e := <-events:
+		t.Fatalf("second Remove published %+v", e)
+	default:
 	}
 	if err := s.Ensure(ctx, Spec{Name: "nope"}); !errors.Is(err, ErrBadName) {
 		t.Fatalf("Ensure(bad) = %v", err)

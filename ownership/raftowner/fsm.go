@@ -99,7 +99,7 @@ func (s *state) apply(c command, index uint64) ([]change, applyResult) {
 	case cmdRemove:
 		r, ok := s.resources[c.Name]
 		if !ok {
-			return nil, applyResult{Err: errUnknownResource}
+			return nil, applyResult{} // already gone: Remove is idempotent
 		}
 		delete(s.resources, c.Name)
 		return []change{{Name: c.Name, Old: r.Owner, OldEpoch: r.Epoch, Epoch: r.Epoch, Removed: true}}, applyResult{Applied: true}
