@@ -222,6 +222,9 @@ func (n *Node) evalChangesLocked(changes []change, moved []ownership.Event) {
 		n.evalLocked(moved...)
 		return
 	}
+	if len(changes) == 0 {
+		return // an Ensure or a member change: no owner changed
+	}
 	var lost, acquired []string
 	held := map[string]ownership.Epoch{}
 	n.fsm.view(func(s *state) {
