@@ -16,7 +16,6 @@ var (
 	ErrNotOwner   = errors.New("ownership: not owner")
 	ErrBadName    = errors.New("ownership: malformed resource name")
 	ErrBadSpec    = errors.New("ownership: invalid resource spec")
-	ErrUnknown    = errors.New("ownership: unknown resource")
 	ErrClosed     = errors.New("ownership: closed")
 	ErrStaleEpoch = errors.New("ownership: stale epoch")
 )

@@ -108,7 +108,7 @@ func (m *listerManager) Ensure(ctx context.Context, spec ownership.Spec) error {
 	return nil
 }
 
-func (m *listerManager) Remove(context.Context, string) error { return ownership.ErrUnknown }
+func (m *listerManager) Remove(context.Context, string) error { return nil }
 
 func (m *listerManager) Members() []ownership.Member {
 	m.mu.Lock()

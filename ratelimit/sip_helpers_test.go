@@ -16,8 +16,6 @@ import (
 // from a rejected one by the status alone).
 type sipServer struct {
 	port    int
-	srv     *sipgo.Server
-	pc      net.PacketConn
 	wg      sync.WaitGroup // the serve loop
 	mu      sync.Mutex
 	closing bool           // set before hwg.Wait: no handler starts after
@@ -37,7 +35,7 @@ func startSIPServer(tb testing.TB, wrap func(sipgo.RequestHandler) sipgo.Request
 	busy := func(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil))
 	}
-	s := &sipServer{srv: srv}
+	s := &sipServer{}
 	h := s.track(wrap(busy))
 	srv.OnInvite(h)
 	srv.OnBye(h)
@@ -46,7 +44,7 @@ func startSIPServer(tb testing.TB, wrap func(sipgo.RequestHandler) sipgo.Request
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s.port, s.pc = pc.LocalAddr().(*net.UDPAddr).Port, pc
+	s.port = pc.LocalAddr().(*net.UDPAddr).Port
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); srv.ServeUDP(pc) }()
 	tb.Cleanup(func() {
